@@ -1,0 +1,204 @@
+// Wires the parts together from the configuration: engines, object store,
+// registry, runner, gRPC server, health; and takes them down in order.
+import { join } from "node:path";
+import type { Config } from "./config-types.js";
+import { openEngine } from "./clickhouse/open.js";
+import type { ClickHouseEngine } from "./clickhouse/engine.js";
+import { describeClickHouseError } from "./clickhouse/engine.js";
+import { ensureDemoTable } from "./demo/ensure.js";
+import { jobServiceHandlers } from "./grpc/handlers.js";
+import { HealthState, Serving } from "./grpc/health.js";
+import { startGrpcServer, type RunningGrpcServer } from "./grpc/server.js";
+import { MemoryJobRegistry } from "./jobs/registry.js";
+import { JobRunner } from "./jobs/runner.js";
+import type { Logger } from "./log.js";
+import type { Redactor } from "./redact.js";
+import { startEmbeddedS3, type EmbeddedS3 } from "./storage/embedded-s3.js";
+import { S3ObjectStore } from "./storage/s3.js";
+import type { ObjectStore } from "./storage/object-store.js";
+
+export interface Service {
+  grpcAddress: string;
+  s3Endpoint: string;
+  /** Drains and stops everything (CONTRACT §2 "Shutdown"). */
+  stop(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  /** Objects above this size are copied in parts (tests lower it). */
+  multipartThreshold?: number;
+  partSize?: number;
+  sampleIntervalMs?: number;
+  healthIntervalMs?: number;
+}
+
+const HEALTH_SERVICES = ["", "chjob.v1.JobService"];
+
+export async function startService(config: Config, log: Logger, redact: Redactor, opts: ServiceOptions = {}): Promise<Service> {
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch((err) => log.warn({ err: String(err) }, "close failed"));
+  };
+  try {
+    return await start(config, log, redact, opts, closers, closeAll);
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+async function start(
+  config: Config,
+  log: Logger,
+  redact: Redactor,
+  opts: ServiceOptions,
+  closers: Array<() => Promise<void> | void>,
+  closeAll: () => Promise<void>,
+): Promise<Service> {
+  const { s3 } = config;
+  let embeddedS3: EmbeddedS3 | undefined;
+  let endpoint = s3.endpoint;
+  if (endpoint === undefined) {
+    const [host, port] = splitHostPort(config.embeddedS3Address);
+    embeddedS3 = await startEmbeddedS3({
+      host,
+      port,
+      directory: join(config.dataDir, "s3"),
+      buckets: [...new Set([s3.output.bucket, s3.storageBucket])],
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+    });
+    closers.push(() => embeddedS3!.close());
+    endpoint = embeddedS3.endpoint;
+  }
+  const clickhouseS3Endpoint = s3.clickhouseEndpoint ?? endpoint;
+
+  if (config.clickhouse.kind === "http" && config.clickhouse.mappedFrom) {
+    const { port, to } = config.clickhouse.mappedFrom;
+    log.info({ from: port, to }, `DEKART_CLICKHOUSE_DATA_CONNECTION: native port ${port} mapped to HTTP port ${to} (chjob speaks ClickHouse's HTTP interface)`);
+  }
+  const engine = await openEngine(config.clickhouse, { maxConcurrent: config.jobs.maxConcurrent, jobTimeoutMs: config.jobs.timeoutMs });
+  closers.push(() => engine.close());
+  await engine.ping().catch((err) => {
+    throw new Error(`DEKART_CLICKHOUSE_DATA_CONNECTION: ${engine.description} does not answer: ${redact(describeClickHouseError(err))}`);
+  });
+
+  const store = new S3ObjectStore({
+    endpoint,
+    region: s3.region,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    insecure: s3.insecure,
+    multipartThreshold: opts.multipartThreshold,
+    partSize: opts.partSize,
+  });
+  closers.push(() => store.close());
+  await checkBuckets(store, [s3.output.bucket, s3.storageBucket]).catch((err: Error) => {
+    throw new Error(`AWS_ENDPOINT: ${endpoint}: ${redact(err.message)}`);
+  });
+
+  if (config.clickhouse.kind === "chdb" && config.demoRows > 0) await ensureDemoTable(engine, config.demoRows, log);
+
+  const registry = new MemoryJobRegistry(config.jobs.retentionMs);
+  closers.push(() => registry.close());
+  const runner = new JobRunner({
+    engine,
+    store,
+    registry,
+    log,
+    redact,
+    settings: {
+      clickhouseS3Endpoint,
+      output: s3.output,
+      storageBucket: s3.storageBucket,
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      timeoutMs: config.jobs.timeoutMs,
+      maxConcurrent: config.jobs.maxConcurrent,
+      maxQueued: config.jobs.maxQueued,
+      sampleIntervalMs: opts.sampleIntervalMs ?? 500,
+      killWaitMs: 30_000,
+    },
+  });
+
+  const health = new HealthState(HEALTH_SERVICES);
+  closers.push(() => health.close());
+  const grpc: RunningGrpcServer = await startGrpcServer({
+    address: config.grpc.address,
+    authToken: config.grpc.authToken,
+    tls: config.grpc.tls,
+    maxReceiveBytes: config.jobs.maxQueryBytes + 64 * 1024,
+    jobService: jobServiceHandlers({ runner, registry, log, maxQueryBytes: config.jobs.maxQueryBytes }),
+    health,
+  });
+  health.setAll(Serving.SERVING);
+  const stopProbe = probeHealth(engine, store, [s3.output.bucket, s3.storageBucket], health, log, opts.healthIntervalMs ?? 10_000);
+
+  log.info(
+    {
+      grpc: grpc.address,
+      tls: Boolean(config.grpc.tls),
+      auth: Boolean(config.grpc.authToken),
+      clickhouse: engine.description,
+      s3: embeddedS3 ? `embedded S3 server at ${endpoint}` : endpoint,
+      clickhouseS3Endpoint,
+      output: `s3://${s3.output.bucket}/${s3.output.prefix}`,
+      storageBucket: s3.storageBucket,
+      ...(s3.defaultCredentials ? { s3Credentials: `embedded defaults (AWS_ACCESS_KEY_ID=${s3.accessKeyId})` } : {}),
+    },
+    "chjob serving",
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcAddress: grpc.address,
+    s3Endpoint: endpoint,
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info({ graceMs: config.shutdownGraceMs }, "shutting down");
+        stopProbe();
+        health.setAll(Serving.NOT_SERVING);
+        await runner.shutdown(config.shutdownGraceMs);
+        // Watch streams have ended with their jobs' final states by now.
+        await grpc.stop(5_000);
+        await closeAll();
+        log.info("stopped");
+      })()),
+  };
+}
+
+async function checkBuckets(store: ObjectStore, buckets: string[]): Promise<void> {
+  for (const bucket of new Set(buckets)) await store.checkBucket(bucket);
+}
+
+/** Re-checks ClickHouse and both buckets now and then; health follows. */
+function probeHealth(engine: ClickHouseEngine, store: ObjectStore, buckets: string[], health: HealthState, log: Logger, everyMs: number): () => void {
+  let last = Serving.SERVING;
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    let next = Serving.SERVING;
+    let problem: string | undefined;
+    try {
+      await engine.ping();
+      await checkBuckets(store, buckets);
+    } catch (err) {
+      next = Serving.NOT_SERVING;
+      problem = err instanceof Error ? err.message : String(err);
+    }
+    busy = false;
+    if (next !== last) {
+      log[next === Serving.SERVING ? "info" : "warn"]({ problem }, `health: ${Serving[next]}`);
+      last = next;
+      health.setAll(next);
+    }
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function splitHostPort(address: string): [string, number] {
+  const at = address.lastIndexOf(":");
+  return [address.slice(0, at).replace(/^\[|\]$/g, ""), Number(address.slice(at + 1))];
+}

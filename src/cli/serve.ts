@@ -1,0 +1,44 @@
+// `chjob serve`: parse the configuration once, start the service, drain on SIGTERM/SIGINT.
+import { loadEnv, parseConfig } from "../config.js";
+import { startService } from "../app.js";
+import { createLogger } from "../log.js";
+import { createRedactor } from "../redact.js";
+import { passwordOf } from "../config-secrets.js";
+
+export async function serve(): Promise<number> {
+  let env;
+  try {
+    env = loadEnv(process.cwd(), process.env);
+  } catch (err) {
+    process.stderr.write(`chjob: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const parsed = parseConfig(env, { cwd: process.cwd() });
+  if ("errors" in parsed) {
+    process.stderr.write(`chjob: the configuration has ${parsed.errors.length} problem(s):\n${parsed.errors.map((e) => `  - ${e}\n`).join("")}`);
+    return 2;
+  }
+  const { config } = parsed;
+  const redact = createRedactor([config.s3.secretAccessKey, config.grpc.authToken, passwordOf(config.clickhouse)]);
+  const log = createLogger(config.logLevel, redact);
+  let service;
+  try {
+    service = await startService(config, log, redact);
+  } catch (err) {
+    log.fatal({ err: redact((err as Error).message) }, "chjob could not start");
+    process.stderr.write(`chjob: could not start: ${redact((err as Error).message)}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      log.info({ signal }, "signal received");
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      resolve();
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  await service.stop();
+  return 0;
+}

@@ -1,0 +1,206 @@
+// The ClickHouse seam: what the job runner needs from an engine. One
+// implementation over @clickhouse/client serves both a ClickHouse server (HTTP)
+// and the embedded chDB (its Connection plugged into the same client).
+import type { ClickHouseClient, ClickHouseSettings } from "@clickhouse/client";
+import { quoteString } from "./sql-text.js";
+
+/** How to find one running export in system.processes. */
+export interface ExportRef {
+  jobId: string;
+  /** The export URL: unique among active jobs (one per report/query pair). */
+  url: string;
+}
+
+export interface ExportFigures {
+  /** Rows written by the export, when the engine reports them. */
+  writtenRows: number | undefined;
+  /** Bytes read by the export query, when the engine reports them. */
+  readBytes: number | undefined;
+}
+
+export interface ProcessSample {
+  rowsRead: number;
+  bytesRead: number;
+  totalRowsToRead: number;
+  elapsedMs: number;
+  writtenRows: number;
+}
+
+export interface ClickHouseEngine {
+  /** For logs: where ClickHouse is, with no credentials. */
+  readonly description: string;
+  /** Whether the engine reports exact written rows for an export (HTTP summary) or only samples (chDB). */
+  readonly exactSummary: boolean;
+  ping(): Promise<void>;
+  /** Runs the export statement to completion; rejects with the engine's error. */
+  runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportFigures>;
+  /** Current figures of the given running exports, by job id (absent: not running). */
+  sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>>;
+  /** Asks the server to stop the export; returns without waiting for it to stop. */
+  kill(ref: ExportRef): Promise<void>;
+  /** Runs a statement with no result (demo data, maintenance). */
+  command(sql: string): Promise<void>;
+  /** Runs a small query and returns its rows (64-bit integers as strings). */
+  queryRows<T>(sql: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** How a kind of engine names one export in system.processes. */
+export interface ProcessMatcher {
+  /** SQL condition over system.processes selecting the export. */
+  where(ref: ExportRef): string;
+  /** SQL expression over system.processes whose value `key(ref)` identifies the export in a sample. */
+  readonly keyColumn: string;
+  key(ref: ExportRef): string;
+}
+
+/** On a ClickHouse server the export's query_id is the job id. */
+export const byQueryId: ProcessMatcher = {
+  where: (ref) => `query_id = ${quoteString(ref.jobId)}`,
+  keyColumn: "query_id",
+  key: (ref) => ref.jobId,
+};
+
+/** chDB assigns its own query ids: find the export by its unique URL. */
+export const byExportUrl: ProcessMatcher = {
+  where: (ref) => `startsWith(query, 'INSERT INTO FUNCTION s3(') AND position(query, ${quoteString(ref.url)}) > 0`,
+  // The URL is the first s3() argument: the query's head holds it.
+  keyColumn: "extract(query, '^INSERT INTO FUNCTION s3\\\\(\\'([^\\']*)\\'')",
+  key: (ref) => ref.url,
+};
+
+export interface ClientEngineOptions {
+  description: string;
+  exactSummary: boolean;
+  /** Clients that run exports; one is taken per export and given back after. */
+  exportClients: ClickHouseClient[];
+  /** Whether the export clients can each run many exports at once (HTTP) or one (chDB session). */
+  sharedExportClients: boolean;
+  /** Client for pings, samples, kills and commands: never busy with an export. */
+  controlClient: ClickHouseClient;
+  matcher: ProcessMatcher;
+  /** Settings that every export carries (e.g. wait_end_of_query on HTTP). */
+  exportSettings: ClickHouseSettings;
+  /** Releases what the engine holds beyond the clients. */
+  onClose?: () => Promise<void> | void;
+}
+
+export class ClientEngine implements ClickHouseEngine {
+  readonly description: string;
+  readonly exactSummary: boolean;
+  private readonly idle: ClickHouseClient[];
+  private readonly waiting: Array<(client: ClickHouseClient) => void> = [];
+
+  constructor(private readonly opts: ClientEngineOptions) {
+    this.description = opts.description;
+    this.exactSummary = opts.exactSummary;
+    this.idle = [...opts.exportClients];
+  }
+
+  async ping(): Promise<void> {
+    const result = await this.opts.controlClient.ping();
+    if (!result.success) throw result.error;
+  }
+
+  async runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportFigures> {
+    const client = await this.acquire();
+    try {
+      const { summary } = await client.command({
+        query: sql,
+        query_id: ref.jobId,
+        clickhouse_settings: { ...this.opts.exportSettings, ...settings },
+      });
+      const writtenRows = Number(summary?.written_rows ?? NaN);
+      const readBytes = Number(summary?.read_bytes ?? NaN);
+      return {
+        writtenRows: this.exactSummary && Number.isFinite(writtenRows) ? writtenRows : undefined,
+        readBytes: this.exactSummary && Number.isFinite(readBytes) ? readBytes : undefined,
+      };
+    } finally {
+      this.release(client);
+    }
+  }
+
+  async sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>> {
+    const samples = new Map<string, ProcessSample>();
+    if (refs.length === 0) return samples;
+    const { matcher } = this.opts;
+    const byKey = new Map(refs.map((r) => [matcher.key(r), r.jobId]));
+    const rs = await this.opts.controlClient.query({
+      query: `SELECT ${matcher.keyColumn} AS key, read_rows, read_bytes, total_rows_approx, elapsed, written_rows
+        FROM system.processes WHERE ${refs.map((r) => `(${matcher.where(r)})`).join(" OR ")}`,
+      format: "JSONEachRow",
+    });
+    const rows = await rs.json<{ key: string; read_rows: string | number; read_bytes: string | number; total_rows_approx: string | number; elapsed: number; written_rows: string | number }>();
+    for (const row of rows) {
+      const jobId = byKey.get(row.key);
+      if (!jobId) continue;
+      samples.set(jobId, {
+        rowsRead: Number(row.read_rows),
+        bytesRead: Number(row.read_bytes),
+        totalRowsToRead: Number(row.total_rows_approx),
+        elapsedMs: Math.round(Number(row.elapsed) * 1000),
+        writtenRows: Number(row.written_rows),
+      });
+    }
+    return samples;
+  }
+
+  async kill(ref: ExportRef): Promise<void> {
+    // ASYNC: SYNC can block for seconds after the query has stopped; the
+    // runner waits for the export's own promise instead.
+    await this.opts.controlClient.command({ query: `KILL QUERY WHERE ${this.opts.matcher.where(ref)} ASYNC` });
+  }
+
+  async command(sql: string): Promise<void> {
+    await this.opts.controlClient.command({ query: sql });
+  }
+
+  async queryRows<T>(sql: string): Promise<T[]> {
+    const rs = await this.opts.controlClient.query({ query: sql, format: "JSONEachRow", clickhouse_settings: { output_format_json_quote_64bit_integers: 1 } });
+    return rs.json<T>();
+  }
+
+  async close(): Promise<void> {
+    const clients = new Set([...this.opts.exportClients, this.opts.controlClient]);
+    await Promise.allSettled([...clients].map((c) => c.close()));
+    await this.opts.onClose?.();
+  }
+
+  private acquire(): Promise<ClickHouseClient> {
+    if (this.opts.sharedExportClients) return Promise.resolve(this.opts.exportClients[0]!);
+    const client = this.idle.pop();
+    if (client) return Promise.resolve(client);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(client: ClickHouseClient): void {
+    if (this.opts.sharedExportClients) return;
+    const next = this.waiting.shift();
+    if (next) next(client);
+    else this.idle.push(client);
+  }
+}
+
+/** "ClickHouse error 62 (SYNTAX_ERROR): ..." from what @clickhouse/client throws. */
+export function describeClickHouseError(err: unknown): string {
+  if (err instanceof Error) {
+    const { code, type } = err as Error & { code?: unknown; type?: unknown };
+    const message = err.message.trim();
+    if (typeof code === "string" && /^\d+$/.test(code)) {
+      const name = typeof type === "string" && /^[A-Z][A-Z0-9_]+$/.test(type) ? ` (${type})` : "";
+      return `ClickHouse error ${code}${name}: ${message}`;
+    }
+    if (typeof code === "string" && code.startsWith("E")) return `ClickHouse is unreachable: ${message} (${code})`;
+    return `ClickHouse: ${message}`;
+  }
+  return `ClickHouse: ${String(err)}`;
+}
+
+/** ClickHouse's code for an error, when it is one of ClickHouse's. */
+export function clickHouseCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^\d+$/.test(code) ? Number(code) : undefined;
+}
+
+export const QUERY_WAS_CANCELLED = 394;

@@ -1,0 +1,70 @@
+// The typed configuration: parsed once from the environment by parseConfig (src/config.ts).
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** Where ClickHouse is and how to reach it. */
+export type ClickHouseTarget =
+  | {
+      kind: "http";
+      /** `http(s)://host:port` with no credentials or path. */
+      url: string;
+      username: string;
+      password: string;
+      database: string;
+      /** Connect timeout in ms (from `dial_timeout`), or undefined for the client default. */
+      connectTimeoutMs: number | undefined;
+      /** `skip_verify=true`: do not verify the server's TLS certificate. */
+      skipVerify: boolean;
+      /** Set when a native-protocol port was mapped to its HTTP twin, for the start-up log. */
+      mappedFrom: { port: number; to: number } | undefined;
+    }
+  | {
+      kind: "chdb";
+      /** Directory of the embedded engine's data. */
+      path: string;
+    };
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix without leading or trailing slash; "" for none. */
+  prefix: string;
+}
+
+export interface S3Settings {
+  /** Endpoint the service itself uses, normalised `http(s)://host[:port]`; undefined: embedded S3 server. */
+  endpoint: string | undefined;
+  /** Endpoint as ClickHouse reaches it; undefined: same as `endpoint`. */
+  clickhouseEndpoint: string | undefined;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** True when the credentials are the documented embedded defaults (not user-given). */
+  defaultCredentials: boolean;
+  region: string;
+  insecure: boolean;
+  /** Export location: DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION. */
+  output: S3Location;
+  /** Bucket of the result objects: DEKART_CLOUD_STORAGE_BUCKET. */
+  storageBucket: string;
+}
+
+export interface Config {
+  clickhouse: ClickHouseTarget;
+  s3: S3Settings;
+  grpc: {
+    address: string;
+    authToken: string | undefined;
+    tls: { certFile: string; keyFile: string } | undefined;
+  };
+  dataDir: string;
+  embeddedS3Address: string;
+  jobs: {
+    timeoutMs: number;
+    maxConcurrent: number;
+    maxQueued: number;
+    retentionMs: number;
+    maxQueryBytes: number;
+  };
+  shutdownGraceMs: number;
+  logLevel: LogLevel;
+  demoRows: number;
+}

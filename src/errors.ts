@@ -1,0 +1,28 @@
+// Domain errors. Each names what went wrong in words a caller can act on;
+// src/grpc/errors.ts maps them to gRPC status codes in one place.
+
+export class InvalidArgumentError extends Error {
+  override readonly name = "InvalidArgumentError";
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+  }
+}
+
+export class NotFoundError extends Error {
+  override readonly name = "NotFoundError";
+}
+
+export class ResourceExhaustedError extends Error {
+  override readonly name = "ResourceExhaustedError";
+}
+
+export class UnavailableError extends Error {
+  override readonly name = "UnavailableError";
+}
+
+export class UnauthenticatedError extends Error {
+  override readonly name = "UnauthenticatedError";
+}

@@ -1,0 +1,91 @@
+// JobService handlers: validate the request, call the runner or the registry,
+// answer with the job. Errors become gRPC statuses in one place (errors.ts).
+import { create } from "@bufbuild/protobuf";
+import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  CancelJobResponseSchema,
+  CreateJobResponseSchema,
+  GetJobResponseSchema,
+  ListJobsResponseSchema,
+  WatchJobResponseSchema,
+  type JobService,
+} from "../../gen/chjob/v1/job_service_pb.js";
+import { NotFoundError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { JobRegistry } from "../jobs/registry.js";
+import type { JobRunner } from "../jobs/runner.js";
+import { checkJobId, checkPageSize, checkPathId, checkQueryText } from "../jobs/validate.js";
+import type { ServiceHandlers } from "./bridge.js";
+import { toProtoJob } from "./convert.js";
+import { isExpected, toServiceError } from "./errors.js";
+import { PageTokens } from "./page-token.js";
+import { streamStates } from "./watch.js";
+
+export interface HandlerDeps {
+  runner: JobRunner;
+  registry: JobRegistry;
+  log: Logger;
+  maxQueryBytes: number;
+}
+
+export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: HandlerDeps): ServiceHandlers<typeof JobService> {
+  const tokens = new PageTokens();
+
+  /** Runs a unary handler body and answers with its value or its error's status. */
+  const unary =
+    <Req, Res>(method: string, body: (req: Req) => Promise<Res>) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      body(call.request).then(
+        (res) => callback(null, res),
+        (err: unknown) => {
+          if (!isExpected(err)) log.error({ method, err: String((err as Error)?.stack ?? err) }, "unexpected error");
+          callback(toServiceError(err));
+        },
+      );
+    };
+
+  const mustExist = async (id: string) => {
+    const job = await registry.get(checkJobId(id));
+    if (!job) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
+    return job;
+  };
+
+  return {
+    createJob: unary("CreateJob", async (req) => {
+      const reportId = checkPathId("report_id", req.reportId);
+      const queryId = checkPathId("query_id", req.queryId);
+      const statement = checkQueryText(req.queryText, maxQueryBytes);
+      const job = await runner.create({ reportId, queryId, queryText: req.queryText, statement });
+      return create(CreateJobResponseSchema, { job: toProtoJob(job) });
+    }),
+
+    getJob: unary("GetJob", async (req) => create(GetJobResponseSchema, { job: toProtoJob(await mustExist(req.jobId)) })),
+
+    cancelJob: unary("CancelJob", async (req) => create(CancelJobResponseSchema, { job: toProtoJob(await runner.cancel(checkJobId(req.jobId))) })),
+
+    listJobs: unary("ListJobs", async (req) => {
+      const reportId = req.reportId === "" ? "" : checkPathId("report_id", req.reportId);
+      const limit = checkPageSize(req.pageSize);
+      const after = req.pageToken === "" ? undefined : tokens.decode(req.pageToken, reportId);
+      const page = await registry.list({ reportId: reportId || undefined, limit, after });
+      return create(ListJobsResponseSchema, {
+        jobs: page.jobs.map(toProtoJob),
+        nextPageToken: page.next === undefined ? "" : tokens.encode(reportId, page.next),
+      });
+    }),
+
+    watchJob: (call) => {
+      let states;
+      try {
+        const id = checkJobId(call.request.jobId);
+        states = registry.watch(id);
+        if (!states) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
+      } catch (err) {
+        // grpc-js turns an 'error' event on a server stream into the call's status.
+        call.emit("error", toServiceError(err));
+        return;
+      }
+      streamStates(call, states, (s) => create(WatchJobResponseSchema, { job: toProtoJob(s) }));
+    },
+  };
+}

@@ -1,0 +1,27 @@
+// Secrets never leave the process in a log line, a job error or a listing:
+// every text that might echo SQL or a request passes through a redactor.
+import { quoteString } from "./clickhouse/sql-text.js";
+
+export type Redactor = (text: string) => string;
+
+export const HIDDEN = "[HIDDEN]";
+
+/** Replaces each secret, also as it appears inside an SQL literal, a URL or a JSON string, with [HIDDEN]. */
+export function createRedactor(secrets: ReadonlyArray<string | undefined>): Redactor {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (!secret) continue;
+    forms.add(secret);
+    forms.add(quoteString(secret).slice(1, -1));
+    forms.add(encodeURIComponent(secret));
+    forms.add(JSON.stringify(secret).slice(1, -1));
+  }
+  // Longest first, so a secret that contains another is replaced whole.
+  const ordered = [...forms].sort((a, b) => b.length - a.length);
+  if (ordered.length === 0) return (text) => text;
+  return (text) => {
+    let out = text;
+    for (const form of ordered) out = out.split(form).join(HIDDEN);
+    return out;
+  };
+}

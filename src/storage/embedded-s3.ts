@@ -1,0 +1,69 @@
+// The embedded S3 server (@20minutes/s3rver): a real S3 API on loopback that
+// checks signatures, loaded only in embedded mode.
+import { mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+
+const require = createRequire(import.meta.url);
+
+export interface EmbeddedS3Options {
+  host: string;
+  port: number;
+  directory: string;
+  buckets: string[];
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface EmbeddedS3 {
+  /** `http://host:port` */
+  endpoint: string;
+  close(): Promise<void>;
+}
+
+interface S3rverInstance {
+  run(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+interface Account {
+  createKeyPair(id: string, secret: string): void;
+  revokeAccessKey(id: string): void;
+}
+
+export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<EmbeddedS3> {
+  let S3rver: new (options: object) => S3rverInstance;
+  let account: Account;
+  try {
+    S3rver = require("@20minutes/s3rver");
+    account = require("@20minutes/s3rver/lib/models/account").DUMMY_ACCOUNT;
+  } catch (err) {
+    throw new Error(
+      `the embedded S3 server (npm package @20minutes/s3rver) could not be loaded: ${(err as Error).message}. ` +
+        "Install it with `npm install @20minutes/s3rver@4`, or set AWS_ENDPOINT to an S3 server.",
+    );
+  }
+  // Only the configured credentials are accepted: s3rver's built-in S3RVER
+  // pair is revoked unless it is the configured one.
+  account.createKeyPair(opts.accessKeyId, opts.secretAccessKey);
+  if (opts.accessKeyId !== "S3RVER") account.revokeAccessKey("S3RVER");
+  await mkdir(opts.directory, { recursive: true });
+  const server = new S3rver({
+    address: opts.host,
+    port: opts.port,
+    silent: true,
+    directory: opts.directory,
+    configureBuckets: opts.buckets.map((name) => ({ name })),
+  });
+  let address: AddressInfo;
+  try {
+    address = await server.run();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "EADDRINUSE") {
+      throw new Error(`CHJOB_EMBEDDED_S3_ADDRESS: ${opts.host}:${opts.port} is in use; set CHJOB_EMBEDDED_S3_ADDRESS to a free address (port 0 picks one)`);
+    }
+    throw err;
+  }
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return { endpoint: `http://${host}:${address.port}`, close: () => server.close() };
+}

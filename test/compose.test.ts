@@ -1,0 +1,175 @@
+// Static checks of docker-compose.yml, the Dockerfile and .dockerignore (no Docker engine needed).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { CONFIG_VARIABLES } from "../src/config-variables.js";
+
+// dist/test/compose.test.js -> repo root
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const read = (name: string) => readFileSync(join(ROOT, name), "utf8");
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  ports?: string[];
+  profiles?: string[];
+  environment?: Record<string, unknown> | string[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: unknown };
+  command?: unknown;
+  entrypoint?: unknown;
+}
+
+const compose = parse(read("docker-compose.yml")) as { services: Record<string, Service> };
+const services = compose.services;
+
+/** A service's environment as a map, whichever form (map or `KEY=VALUE` list) it is written in. */
+function env(service: Service): Map<string, string> {
+  const out = new Map<string, string>();
+  const e = service.environment ?? {};
+  if (Array.isArray(e)) {
+    for (const item of e) {
+      const i = item.indexOf("=");
+      out.set(i < 0 ? item : item.slice(0, i), i < 0 ? "" : item.slice(i + 1));
+    }
+  } else {
+    for (const [k, v] of Object.entries(e)) out.set(k, v === null || v === undefined ? "" : String(v));
+  }
+  return out;
+}
+
+/** The value compose would use with nothing set in the shell: `${X:-d}` / `${X-d}` become `d`. */
+function withDefaults(v: string): string {
+  return v.replace(/\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}/g, (_m, d: string | undefined) => d ?? "");
+}
+
+function dependsOn(service: Service): Record<string, string | undefined> {
+  const d = service.depends_on ?? [];
+  if (Array.isArray(d)) return Object.fromEntries(d.map((name) => [name, undefined]));
+  return Object.fromEntries(Object.entries(d).map(([name, v]) => [name, v?.condition]));
+}
+
+const chjob = services["chjob"]!;
+const chjobEnv = env(chjob);
+const value = (name: string) => withDefaults(chjobEnv.get(name) ?? "");
+
+test("CONFIG_VARIABLES: the contract's variables, one entry each", () => {
+  assert.is(CONFIG_VARIABLES.length, 25);
+  assert.is(new Set(CONFIG_VARIABLES).size, CONFIG_VARIABLES.length, "no duplicates");
+  for (const v of CONFIG_VARIABLES) assert.match(v, /^(DEKART|AWS|CHJOB)_[A-Z0-9_]+$/);
+  // When the contract is at hand, its §3 table names exactly these variables.
+  const contract = [join(ROOT, "CONTRACT.md"), join(ROOT, "..", "shared", "CONTRACT.md")].find(existsSync);
+  if (contract) {
+    const text = readFileSync(contract, "utf8");
+    const section = text.slice(text.indexOf("## 3."), text.indexOf("**ClickHouse DSN forms**"));
+    const names = new Set<string>();
+    for (const line of section.split("\n")) {
+      const first = line.startsWith("| `") ? line.split("|")[1]! : "";
+      for (const m of first.matchAll(/`([A-Z][A-Z0-9_]+)`/g)) names.add(m[1]!);
+    }
+    assert.equal([...names].sort(), [...CONFIG_VARIABLES].sort());
+  }
+});
+
+test("compose: the services exist", () => {
+  for (const name of ["clickhouse", "localstack", "create-buckets", "db", "adminer", "chjob"]) {
+    assert.ok(services[name], `service ${name}`);
+  }
+  assert.match(services["clickhouse"]!.image!, /^clickhouse\/clickhouse-server(:|$)/);
+  assert.match(services["localstack"]!.image!, /^localstack\/localstack(:|$)/);
+  assert.match(services["create-buckets"]!.image!, /^amazon\/aws-cli(:|$)/);
+  assert.ok(chjob.build, "chjob is built from the Dockerfile");
+  for (const name of ["db", "adminer"]) assert.ok(services[name]!.profiles?.includes("local"), `${name} in profile local`);
+  for (const name of ["clickhouse", "localstack", "create-buckets", "chjob"]) {
+    assert.not.ok(services[name]!.profiles, `${name} starts by default`);
+  }
+});
+
+test("compose: clickhouse and localstack as in the original setup", () => {
+  const ch = services["clickhouse"]!;
+  assert.ok(ch.ports?.includes("8123:8123") && ch.ports.includes("9000:9000"));
+  const chEnv = env(ch);
+  for (const k of ["CLICKHOUSE_DB", "CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD"]) assert.is(chEnv.get(k), "dekart", k);
+  const ls = services["localstack"]!;
+  assert.ok(ls.ports?.includes("127.0.0.1:4566:4566"));
+  assert.ok(ls.healthcheck?.test, "localstack has a healthcheck");
+  assert.is(dependsOn(services["create-buckets"]!)["localstack"], "service_healthy");
+  const cmd = JSON.stringify([services["create-buckets"]!.entrypoint, services["create-buckets"]!.command]);
+  assert.ok(cmd.includes("http://localstack:4566"), "aws cli talks to localstack");
+  assert.ok(cmd.includes(value("DEKART_CLOUD_STORAGE_BUCKET")), "creates the storage bucket");
+});
+
+test("compose: chjob depends on clickhouse and the buckets, publishes 50051", () => {
+  const deps = dependsOn(chjob);
+  assert.ok("clickhouse" in deps);
+  assert.is(deps["create-buckets"], "service_completed_successfully");
+  assert.ok(chjob.ports?.map(String).includes("50051:50051"));
+});
+
+test("compose: every chjob variable is a configuration variable", () => {
+  const known = new Set(CONFIG_VARIABLES);
+  for (const k of chjobEnv.keys()) assert.ok(known.has(k), `${k} is not in CONFIG_VARIABLES`);
+});
+
+test("compose: the required variables are set", () => {
+  for (const k of [
+    "DEKART_CLICKHOUSE_DATA_CONNECTION",
+    "DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION",
+    "AWS_ENDPOINT",
+    "DEKART_CLICKHOUSE_S3_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "DEKART_CLOUD_STORAGE_BUCKET",
+    "CHJOB_GRPC_ADDRESS",
+  ]) {
+    assert.ok(value(k).length > 0, `${k} is set`);
+  }
+  assert.is(value("DEKART_DATASOURCE"), "CH");
+  assert.is(value("DEKART_STORAGE"), "S3");
+  assert.match(value("CHJOB_GRPC_ADDRESS"), /^0\.0\.0\.0:50051$/, "listens on all interfaces in the container");
+  assert.is(value("DEKART_CLOUD_STORAGE_BUCKET"), "dekart-dev-local");
+  assert.is(value("DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION").replace(/^s3:\/\//, "").split("/")[0], "dekart-dev-local");
+  assert.is(value("AWS_INSECURE"), "true", "LocalStack is plain http");
+  assert.match(value("CHJOB_LOG_LEVEL"), /^(debug|info|warn|error)$/);
+});
+
+test("compose: the DSN names the clickhouse service, the S3 endpoints the localstack service", () => {
+  const dsn = new URL(value("DEKART_CLICKHOUSE_DATA_CONNECTION"));
+  assert.ok(["http:", "https:", "clickhouse:"].includes(dsn.protocol), dsn.protocol);
+  assert.is(dsn.hostname, "clickhouse");
+  assert.ok(["8123", "9000"].includes(dsn.port), `port ${dsn.port}`);
+  assert.is(decodeURIComponent(dsn.username), env(services["clickhouse"]!).get("CLICKHOUSE_USER"));
+  assert.is(decodeURIComponent(dsn.password), env(services["clickhouse"]!).get("CLICKHOUSE_PASSWORD"));
+  assert.is(dsn.pathname, "/" + env(services["clickhouse"]!).get("CLICKHOUSE_DB"));
+  for (const k of ["AWS_ENDPOINT", "DEKART_CLICKHOUSE_S3_ENDPOINT"]) {
+    const u = new URL(value(k));
+    assert.is(u.hostname, "localstack", k);
+    assert.is(u.port, "4566", k);
+  }
+});
+
+test("Dockerfile: node:22-slim, multi-stage, serves on 0.0.0.0:50051", () => {
+  const df = read("Dockerfile");
+  const froms = df.match(/^FROM\s+\S+/gm) ?? [];
+  assert.ok(froms.length >= 2, "multi-stage");
+  assert.ok(froms.every((f) => /node:22-slim/.test(f)), froms.join(", "));
+  assert.match(df, /^RUN npm ci\b/m);
+  assert.match(df, /^RUN npm run build\b/m);
+  assert.match(df, /^EXPOSE 50051\b/m);
+  assert.match(df, /CHJOB_GRPC_ADDRESS=0\.0\.0\.0:50051/);
+  const cmds = df.match(/^CMD\s+(.+)$/gm) ?? [];
+  assert.ok(cmds.length > 0, "has a CMD");
+  const last = cmds[cmds.length - 1]!.replace(/^CMD\s+/, "");
+  const argv = last.trim().startsWith("[") ? (JSON.parse(last) as string[]) : last.trim().split(/\s+/);
+  assert.equal(argv, ["node", "dist/src/cli/main.js", "serve"]);
+});
+
+test(".dockerignore keeps local state out of the build context", () => {
+  const lines = read(".dockerignore").split("\n").map((l) => l.trim());
+  for (const p of ["node_modules", "dist", ".chjob", ".git"]) assert.ok(lines.includes(p), p);
+});
+
+test.run();

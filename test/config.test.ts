@@ -1,0 +1,521 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { loadEnv, parseConfig, parseS3Location, type Env } from "../src/config.js";
+import type { Config } from "../src/config-types.js";
+import { parseDuration } from "../src/durations.js";
+
+const CWD = "/srv/app";
+
+function ok(env: Env, cwd = CWD): Config {
+  const r = parseConfig(env, { cwd });
+  if ("errors" in r) throw new Error(`unexpected errors:\n${r.errors.join("\n")}`);
+  return r.config;
+}
+
+function errors(env: Env, cwd = CWD): string[] {
+  const r = parseConfig(env, { cwd });
+  if ("config" in r) throw new Error("expected errors, got a config");
+  return r.errors;
+}
+
+const REAL_S3: Env = {
+  AWS_ENDPOINT: "https://s3.amazonaws.com",
+  AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+  AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+  DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: "my-results",
+  DEKART_CLOUD_STORAGE_BUCKET: "my-storage",
+};
+
+// ---------------------------------------------------------------------------------------------
+// durations
+
+test("parseDuration: Go-style durations", () => {
+  const cases: Array<[string, number | undefined]> = [
+    ["10m", 600_000],
+    ["30s", 30_000],
+    ["24h", 86_400_000],
+    ["1h30m", 5_400_000],
+    ["500ms", 500],
+    ["1.5s", 1500],
+    ["2h45m30.5s", 9_930_500],
+    [".5s", 500],
+    ["1000us", 1],
+    ["0", 0],
+    ["0s", 0],
+    ["+5s", 5000],
+    ["-1s", undefined],
+    ["", undefined],
+    ["   ", undefined],
+    ["10", undefined],
+    ["abc", undefined],
+    ["10x", undefined],
+    ["1h 30m", undefined],
+    ["1.s.", undefined],
+    ["s", undefined],
+  ];
+  for (const [text, want] of cases) assert.is(parseDuration(text), want, text);
+});
+
+// ---------------------------------------------------------------------------------------------
+// defaults
+
+test("embedded defaults", () => {
+  const c = ok({});
+  assert.equal(c, {
+    clickhouse: { kind: "chdb", path: "/srv/app/.chjob/clickhouse" },
+    s3: {
+      endpoint: undefined,
+      clickhouseEndpoint: undefined,
+      accessKeyId: "chjob",
+      secretAccessKey: "chjob-local-secret",
+      defaultCredentials: true,
+      region: "us-east-1",
+      insecure: false,
+      output: { bucket: "dekart-dev-local", prefix: "files" },
+      storageBucket: "dekart-dev-local",
+    },
+    grpc: { address: "127.0.0.1:50051", authToken: undefined, tls: undefined },
+    dataDir: "/srv/app/.chjob",
+    embeddedS3Address: "127.0.0.1:4566",
+    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576 },
+    shutdownGraceMs: 30_000,
+    logLevel: "info",
+    demoRows: 1_000_000,
+  } satisfies Config);
+});
+
+test("empty values count as unset", () => {
+  const c = ok({ CHJOB_AUTH_TOKEN: "", CHJOB_LOG_LEVEL: " ", AWS_ENDPOINT: "", DEKART_CLICKHOUSE_DATA_CONNECTION: "" });
+  assert.is(c.grpc.authToken, undefined);
+  assert.is(c.logLevel, "info");
+  assert.is(c.s3.endpoint, undefined);
+  assert.is(c.clickhouse.kind, "chdb");
+});
+
+test("embedded mode accepts user-given credentials", () => {
+  const c = ok({ AWS_ACCESS_KEY_ID: "me", AWS_SECRET_ACCESS_KEY: "mine" });
+  assert.is(c.s3.accessKeyId, "me");
+  assert.is(c.s3.secretAccessKey, "mine");
+  assert.is(c.s3.defaultCredentials, false);
+  assert.is(c.s3.endpoint, undefined);
+});
+
+test("embedded S3 with a ClickHouse-side endpoint and a real ClickHouse", () => {
+  const c = ok({
+    DEKART_CLICKHOUSE_S3_ENDPOINT: "http://host.docker.internal:4566/",
+    DEKART_CLICKHOUSE_DATA_CONNECTION: "clickhouse://u:p@localhost:9000/db",
+  });
+  assert.is(c.s3.endpoint, undefined);
+  assert.is(c.s3.clickhouseEndpoint, "http://host.docker.internal:4566");
+  assert.is(c.clickhouse.kind, "http");
+});
+
+test("all values set", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  fs.writeFileSync(path.join(dir, "cert.pem"), "cert");
+  fs.writeFileSync(path.join(dir, "key.pem"), "key");
+  try {
+    const c = ok(
+      {
+        ...REAL_S3,
+        DEKART_DATASOURCE: "CH",
+        DEKART_STORAGE: "S3",
+        DEKART_CLICKHOUSE_S3_ENDPOINT: "http://minio:9000",
+        AWS_REGION: "eu-west-1",
+        AWS_INSECURE: "1",
+        CHJOB_GRPC_ADDRESS: "[::]:0",
+        CHJOB_AUTH_TOKEN: "tok3n-abc",
+        CHJOB_TLS_CERT: "cert.pem",
+        CHJOB_TLS_KEY: path.join(dir, "key.pem"),
+        CHJOB_DATA_DIR: "/var/chjob",
+        CHJOB_EMBEDDED_S3_ADDRESS: "0.0.0.0:9999",
+        CHJOB_JOB_TIMEOUT: "1h30m",
+        CHJOB_JOB_RETENTION: "720h",
+        CHJOB_SHUTDOWN_GRACE: "0",
+        CHJOB_MAX_CONCURRENT_JOBS: "2",
+        CHJOB_MAX_QUEUED_JOBS: "0",
+        CHJOB_MAX_QUERY_BYTES: "4096",
+        CHJOB_LOG_LEVEL: "DEBUG",
+        CHJOB_DEMO_ROWS: "0",
+        DEKART_CLICKHOUSE_DATA_CONNECTION: "chdb://rel/ch",
+      },
+      dir,
+    );
+    assert.is(c.s3.endpoint, "https://s3.amazonaws.com");
+    assert.is(c.s3.clickhouseEndpoint, "http://minio:9000");
+    assert.is(c.s3.region, "eu-west-1");
+    assert.is(c.s3.insecure, true);
+    assert.is(c.s3.defaultCredentials, false);
+    assert.equal(c.s3.output, { bucket: "my-results", prefix: "" });
+    assert.is(c.s3.storageBucket, "my-storage");
+    assert.equal(c.grpc, {
+      address: "[::]:0",
+      authToken: "tok3n-abc",
+      tls: { certFile: path.join(dir, "cert.pem"), keyFile: path.join(dir, "key.pem") },
+    });
+    assert.is(c.dataDir, "/var/chjob");
+    assert.equal(c.clickhouse, { kind: "chdb", path: path.join(dir, "rel/ch") });
+    assert.is(c.embeddedS3Address, "0.0.0.0:9999");
+    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096 });
+    assert.is(c.shutdownGraceMs, 0);
+    assert.is(c.logLevel, "debug");
+    assert.is(c.demoRows, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// the original's .env example
+
+const ORIGINAL_DOTENV = `DEKART_STORAGE=S3
+DEKART_CLOUD_STORAGE_BUCKET=dekart-dev-local
+DEKART_DATASOURCE=CH
+DEKART_CLICKHOUSE_DATA_CONNECTION="http://dekart:dekart@localhost:8123/dekart?secure=false&skip_verify=true"
+DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION=dekart-dev-local/files
+
+AWS_REGION=us-east-1
+AWS_ACCESS_KEY_ID=xxx
+AWS_SECRET_ACCESS_KEY=xxx
+AWS_ENDPOINT=localhost:4566
+AWS_INSECURE=true
+
+`;
+
+test("the original's .env example", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  try {
+    fs.writeFileSync(path.join(dir, ".env"), ORIGINAL_DOTENV);
+    const c = ok(loadEnv(dir, {}), dir);
+    assert.equal(c.clickhouse, {
+      kind: "http",
+      url: "http://localhost:8123",
+      username: "dekart",
+      password: "dekart",
+      database: "dekart",
+      connectTimeoutMs: undefined,
+      skipVerify: true,
+      mappedFrom: undefined,
+    });
+    assert.equal(c.s3, {
+      endpoint: "http://localhost:4566",
+      clickhouseEndpoint: "http://localhost:4566",
+      accessKeyId: "xxx",
+      secretAccessKey: "xxx",
+      defaultCredentials: false,
+      region: "us-east-1",
+      insecure: true,
+      output: { bucket: "dekart-dev-local", prefix: "files" },
+      storageBucket: "dekart-dev-local",
+    });
+    assert.is(c.dataDir, path.join(dir, ".chjob"));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// endpoints
+
+test("AWS_ENDPOINT normalisation", () => {
+  const cases: Array<[string, string | undefined, string]> = [
+    ["localhost:4566", "true", "http://localhost:4566"],
+    ["localhost:4566", undefined, "https://localhost:4566"],
+    ["localhost:4566", "false", "https://localhost:4566"],
+    ["s3.amazonaws.com", undefined, "https://s3.amazonaws.com"],
+    ["https://s3.amazonaws.com/", undefined, "https://s3.amazonaws.com"],
+    ["http://localhost:9000", undefined, "http://localhost:9000"], // explicit plain http accepted
+    ["HTTP://minio:9000//", "true", "http://minio:9000"],
+    ["https://storage.company.com", "true", "https://storage.company.com"],
+    ["[::1]:4566", "1", "http://[::1]:4566"],
+  ];
+  for (const [endpoint, insecure, want] of cases) {
+    const c = ok({ ...REAL_S3, AWS_ENDPOINT: endpoint, AWS_INSECURE: insecure });
+    assert.is(c.s3.endpoint, want, endpoint);
+    assert.is(c.s3.clickhouseEndpoint, want, `${endpoint} (ClickHouse side defaults to AWS_ENDPOINT)`);
+  }
+});
+
+test("DEKART_CLICKHOUSE_S3_ENDPOINT normalised the same way", () => {
+  const c = ok({ ...REAL_S3, AWS_ENDPOINT: "localhost:4566", AWS_INSECURE: "true", DEKART_CLICKHOUSE_S3_ENDPOINT: "host.docker.internal:4566" });
+  assert.is(c.s3.endpoint, "http://localhost:4566");
+  assert.is(c.s3.clickhouseEndpoint, "http://host.docker.internal:4566");
+});
+
+test("bad endpoints", () => {
+  for (const endpoint of ["s3://bucket", "https://h/path", "https://h:99999", "https://", "http://a b", "https://h?x=1"]) {
+    const errs = errors({ ...REAL_S3, AWS_ENDPOINT: endpoint });
+    assert.is(errs.length, 1, `${endpoint}: ${errs.join(" | ")}`);
+    assert.ok(errs[0]!.startsWith("AWS_ENDPOINT: "), errs[0]);
+  }
+  const withCreds = errors({ ...REAL_S3, AWS_ENDPOINT: "https://key:VerySecret1@s3.example.com" });
+  assert.ok(withCreds[0]!.startsWith("AWS_ENDPOINT: "));
+  assert.not.ok(withCreds.join("\n").includes("VerySecret1"));
+  const ch = errors({ DEKART_CLICKHOUSE_S3_ENDPOINT: "ftp://x" });
+  assert.equal(ch.length, 1);
+  assert.ok(ch[0]!.startsWith("DEKART_CLICKHOUSE_S3_ENDPOINT: "));
+});
+
+// ---------------------------------------------------------------------------------------------
+// output location and buckets
+
+test("DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION forms", () => {
+  const cases: Array<[string, string, string]> = [
+    ["my-results", "my-results", ""],
+    ["my-results/", "my-results", ""],
+    ["s3://my-results", "my-results", ""],
+    ["s3://my-results/", "my-results", ""],
+    ["S3://my-results/dekart", "my-results", "dekart"],
+    ["dekart-dev-local/files", "dekart-dev-local", "files"],
+    ["dekart-dev-local/files/", "dekart-dev-local", "files"],
+    ["bucket.with.dots/prefix/with/depth", "bucket.with.dots", "prefix/with/depth"],
+    ["s3://abc/a/b/c/d/e/", "abc", "a/b/c/d/e"],
+    ["abc/date=2024-01-01/x_y.z", "abc", "date=2024-01-01/x_y.z"],
+  ];
+  for (const [text, bucket, prefix] of cases) {
+    assert.equal(parseS3Location(text), { bucket, prefix }, text);
+    const c = ok({ DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: text });
+    assert.equal(c.s3.output, { bucket, prefix }, text);
+  }
+});
+
+test("bad output locations", () => {
+  for (const text of ["ab", "ab/files", "My-Bucket/x", "-bucket", "bucket-", "a..b", "b_u_c_k_e_t", "/bucket/x", "bucket//x", "bucket/./x", "bucket/../x", "bucket/a b", "bucket/*", "s3://", `${"a".repeat(64)}/x`]) {
+    const errs = errors({ DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: text });
+    assert.is(errs.length, 1, `${text}: ${errs.join(" | ")}`);
+    assert.ok(errs[0]!.startsWith("DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: "), errs[0]);
+  }
+  assert.equal(parseS3Location(`${"a".repeat(63)}/x`), { bucket: "a".repeat(63), prefix: "x" });
+  assert.equal(parseS3Location("abc"), { bucket: "abc", prefix: "" });
+});
+
+test("DEKART_CLOUD_STORAGE_BUCKET", () => {
+  assert.is(ok({ DEKART_CLOUD_STORAGE_BUCKET: "s3://results-bucket/" }).s3.storageBucket, "results-bucket");
+  for (const text of ["ab", "Results", "bucket/prefix", "bad_name"]) {
+    const errs = errors({ DEKART_CLOUD_STORAGE_BUCKET: text });
+    assert.is(errs.length, 1, text);
+    assert.ok(errs[0]!.startsWith("DEKART_CLOUD_STORAGE_BUCKET: "), errs[0]);
+  }
+});
+
+test("a real AWS_ENDPOINT requires credentials, output location and bucket", () => {
+  const errs = errors({ AWS_ENDPOINT: "https://s3.amazonaws.com" });
+  const vars = errs.map((e) => e.split(":")[0]).sort();
+  assert.equal(vars, [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION",
+    "DEKART_CLOUD_STORAGE_BUCKET",
+  ]);
+});
+
+test("only one credential set is an error, in either mode", () => {
+  for (const base of [{}, { ...REAL_S3, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }]) {
+    const a = errors({ ...base, AWS_ACCESS_KEY_ID: "only-the-id" });
+    assert.is(a.length, 1);
+    assert.ok(a[0]!.startsWith("AWS_SECRET_ACCESS_KEY: "), a[0]);
+    const b = errors({ ...base, AWS_SECRET_ACCESS_KEY: "OnlyTheSecret42" });
+    assert.is(b.length, 1);
+    assert.ok(b[0]!.startsWith("AWS_ACCESS_KEY_ID: "), b[0]);
+    assert.not.ok(b[0]!.includes("OnlyTheSecret42"));
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// many errors at once
+
+test("every problem listed at once, each naming its variable", () => {
+  const env: Env = {
+    DEKART_DATASOURCE: "PG",
+    DEKART_STORAGE: "GCS",
+    DEKART_CLICKHOUSE_DATA_CONNECTION: "clickhouse://u:HunterTwo22@host:port/db",
+    DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: "ab//x",
+    DEKART_CLOUD_STORAGE_BUCKET: "NO",
+    AWS_ENDPOINT: "s3://nope",
+    DEKART_CLICKHOUSE_S3_ENDPOINT: "https://h/x",
+    AWS_SECRET_ACCESS_KEY: "SuperSecretKey999",
+    AWS_INSECURE: "yes",
+    AWS_REGION: "us east",
+    CHJOB_GRPC_ADDRESS: "localhost",
+    CHJOB_EMBEDDED_S3_ADDRESS: "127.0.0.1:65536",
+    CHJOB_AUTH_TOKEN: "bad token with spaces",
+    CHJOB_TLS_CERT: "/nonexistent/cert.pem",
+    CHJOB_JOB_TIMEOUT: "0s",
+    CHJOB_JOB_RETENTION: "forever",
+    CHJOB_SHUTDOWN_GRACE: "-1s",
+    CHJOB_MAX_CONCURRENT_JOBS: "8x",
+    CHJOB_MAX_QUEUED_JOBS: "-1",
+    CHJOB_MAX_QUERY_BYTES: "1e3",
+    CHJOB_DEMO_ROWS: "1.5",
+    CHJOB_LOG_LEVEL: "verbose",
+  };
+  const errs = errors(env);
+  const expected = [
+    "DEKART_DATASOURCE",
+    "DEKART_STORAGE",
+    "DEKART_CLICKHOUSE_DATA_CONNECTION",
+    "DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION",
+    "DEKART_CLOUD_STORAGE_BUCKET",
+    "AWS_ENDPOINT",
+    "DEKART_CLICKHOUSE_S3_ENDPOINT",
+    "AWS_ACCESS_KEY_ID", // the secret is set without the id
+    "AWS_INSECURE",
+    "AWS_REGION",
+    "CHJOB_GRPC_ADDRESS",
+    "CHJOB_EMBEDDED_S3_ADDRESS",
+    "CHJOB_AUTH_TOKEN",
+    "CHJOB_TLS_KEY", // cert without key
+    "CHJOB_TLS_CERT", // the cert file does not exist
+    "CHJOB_JOB_TIMEOUT",
+    "CHJOB_JOB_RETENTION",
+    "CHJOB_SHUTDOWN_GRACE",
+    "CHJOB_MAX_CONCURRENT_JOBS",
+    "CHJOB_MAX_QUEUED_JOBS",
+    "CHJOB_MAX_QUERY_BYTES",
+    "CHJOB_DEMO_ROWS",
+    "CHJOB_LOG_LEVEL",
+  ];
+  assert.equal(errs.map((e) => e.slice(0, e.indexOf(":"))).sort(), [...expected].sort(), errs.join("\n"));
+  for (const e of errs) {
+    assert.match(e, /^[A-Z0-9_]+: \S/, e);
+    assert.ok(e.includes(";"), `no fix in: ${e}`);
+  }
+  assert.ok(errs.includes('CHJOB_MAX_CONCURRENT_JOBS: "8x" is not a whole number ≥ 1; use e.g. 8'), errs.join("\n"));
+  const all = errs.join("\n");
+  for (const secret of ["HunterTwo22", "SuperSecretKey999", "bad token with spaces"]) {
+    assert.not.ok(all.includes(secret), `secret leaked: ${secret}`);
+  }
+});
+
+test("integers: reject non-integers", () => {
+  for (const v of ["8x", "1e3", "-1", "1.0", "0x10", " ", "9007199254740993"]) {
+    const r = parseConfig({ CHJOB_MAX_CONCURRENT_JOBS: v }, { cwd: CWD });
+    if (v.trim() === "") {
+      assert.ok("config" in r);
+      continue;
+    }
+    assert.ok("errors" in r, v);
+    if ("errors" in r) assert.ok(r.errors[0]!.startsWith("CHJOB_MAX_CONCURRENT_JOBS: "), r.errors[0]);
+  }
+  assert.ok("errors" in parseConfig({ CHJOB_MAX_CONCURRENT_JOBS: "0" }, { cwd: CWD }));
+  assert.ok("errors" in parseConfig({ CHJOB_MAX_QUERY_BYTES: "0" }, { cwd: CWD }));
+  assert.is(ok({ CHJOB_MAX_QUEUED_JOBS: "0", CHJOB_DEMO_ROWS: "0", CHJOB_MAX_CONCURRENT_JOBS: "08" }).jobs.maxConcurrent, 8);
+});
+
+test("durations: timeouts > 0, grace may be 0, timers within setTimeout's range", () => {
+  assert.ok("errors" in parseConfig({ CHJOB_JOB_RETENTION: "0" }, { cwd: CWD }));
+  assert.ok("errors" in parseConfig({ CHJOB_JOB_TIMEOUT: "0" }, { cwd: CWD }));
+  assert.ok("errors" in parseConfig({ CHJOB_JOB_TIMEOUT: "1000h" }, { cwd: CWD }));
+  assert.is(ok({ CHJOB_SHUTDOWN_GRACE: "0s" }).shutdownGraceMs, 0);
+  assert.is(ok({ CHJOB_JOB_TIMEOUT: "500ms" }).jobs.timeoutMs, 500);
+});
+
+test("addresses", () => {
+  for (const a of ["0.0.0.0:50051", "[::]:50051", "localhost:0", "my-host:65535", "[::1]:1"]) {
+    assert.is(ok({ CHJOB_GRPC_ADDRESS: a, CHJOB_EMBEDDED_S3_ADDRESS: a }).grpc.address, a);
+  }
+  for (const a of ["50051", ":50051", "host:", "host:65536", "::1:50051", "[::1]", "host:x", "a b:1"]) {
+    const errs = errors({ CHJOB_GRPC_ADDRESS: a, CHJOB_EMBEDDED_S3_ADDRESS: a });
+    assert.equal(errs.map((e) => e.split(":")[0]), ["CHJOB_GRPC_ADDRESS", "CHJOB_EMBEDDED_S3_ADDRESS"], a);
+  }
+});
+
+test("TLS: both or neither, readable files", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  try {
+    fs.writeFileSync(path.join(dir, "cert.pem"), "cert");
+    const onlyKey = errors({ CHJOB_TLS_KEY: "cert.pem" }, dir);
+    assert.equal(onlyKey.map((e) => e.split(":")[0]), ["CHJOB_TLS_CERT"]);
+    const missing = errors({ CHJOB_TLS_CERT: "cert.pem", CHJOB_TLS_KEY: "nope.pem" }, dir);
+    assert.equal(missing.map((e) => e.split(":")[0]), ["CHJOB_TLS_KEY"]);
+    assert.match(missing[0]!, /does not exist/);
+    const isDir = errors({ CHJOB_TLS_CERT: "cert.pem", CHJOB_TLS_KEY: "." }, dir);
+    assert.match(isDir[0]!, /^CHJOB_TLS_KEY: .*not a file/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("flags and enums", () => {
+  assert.is(ok({ AWS_INSECURE: "TRUE" }).s3.insecure, true);
+  assert.is(ok({ AWS_INSECURE: "0" }).s3.insecure, false);
+  assert.is(ok({ DEKART_DATASOURCE: "CH", DEKART_STORAGE: "S3" }).logLevel, "info");
+  for (const level of ["debug", "info", "warn", "error"] as const) assert.is(ok({ CHJOB_LOG_LEVEL: level }).logLevel, level);
+});
+
+test("secrets never appear in messages", () => {
+  const env: Env = {
+    AWS_SECRET_ACCESS_KEY: "Zq9SecretValueZq9",
+    CHJOB_AUTH_TOKEN: "tok en Zq9TokenValue",
+    DEKART_CLICKHOUSE_DATA_CONNECTION: "http://u:Zq9DsnPassword@:8123",
+  };
+  const all = errors(env).join("\n");
+  assert.not.ok(all.includes("Zq9DsnPassword"), all);
+  assert.not.ok(all.includes("Zq9TokenValue"), all);
+  assert.not.ok(all.includes("tok en"), all);
+  for (const e of errors({ AWS_SECRET_ACCESS_KEY: "Zq9SecretValueZq9" })) assert.not.ok(e.includes("Zq9SecretValueZq9"), e);
+  for (const e of errors({ DEKART_CLICKHOUSE_DATA_CONNECTION: "clickhouse://u:Zq9DsnPassword@h:9000/db?dial_timeout=x" })) {
+    assert.not.ok(e.includes("Zq9DsnPassword"), e);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// .env loading
+
+test("loadEnv: .env read, real environment wins", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  try {
+    fs.writeFileSync(
+      path.join(dir, ".env"),
+      [
+        "# a comment",
+        "CHJOB_LOG_LEVEL=debug",
+        "CHJOB_MAX_CONCURRENT_JOBS=3",
+        'CHJOB_GRPC_ADDRESS="0.0.0.0:6000"',
+        "export CHJOB_DEMO_ROWS=5",
+        "CHJOB_AUTH_TOKEN=from-file",
+        "",
+      ].join("\n"),
+    );
+    const env = loadEnv(dir, { CHJOB_MAX_CONCURRENT_JOBS: "4", CHJOB_AUTH_TOKEN: "", PATH: "/bin", UNSET: undefined });
+    assert.is(env.CHJOB_LOG_LEVEL, "debug");
+    assert.is(env.CHJOB_MAX_CONCURRENT_JOBS, "4");
+    assert.is(env.CHJOB_GRPC_ADDRESS, "0.0.0.0:6000");
+    assert.is(env.CHJOB_AUTH_TOKEN, "");
+    assert.is(env.PATH, "/bin");
+    assert.is(env.CHJOB_DEMO_ROWS, "5");
+    assert.not.ok("UNSET" in env && env.UNSET !== undefined);
+    const c = ok(env, dir);
+    assert.is(c.logLevel, "debug");
+    assert.is(c.jobs.maxConcurrent, 4);
+    assert.is(c.grpc.address, "0.0.0.0:6000");
+    assert.is(c.grpc.authToken, undefined); // the real (empty) variable wins over the file
+    assert.is(c.dataDir, path.join(dir, ".chjob"));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("loadEnv: no .env is fine", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  try {
+    assert.equal(loadEnv(dir, { A: "1" }), { A: "1" });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("loadEnv: an unreadable .env is an error naming it", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  try {
+    fs.mkdirSync(path.join(dir, ".env"));
+    assert.throws(() => loadEnv(dir, {}), /\.env/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
