@@ -25,10 +25,6 @@ export interface Service {
 }
 
 export interface ServiceOptions {
-  /** Objects above this size are copied in parts (tests lower it). */
-  multipartThreshold?: number;
-  partSize?: number;
-  sampleIntervalMs?: number;
   healthIntervalMs?: number;
 }
 
@@ -89,8 +85,8 @@ async function start(
     accessKeyId: s3.accessKeyId,
     secretAccessKey: s3.secretAccessKey,
     insecure: s3.insecure,
-    multipartThreshold: opts.multipartThreshold,
-    partSize: opts.partSize,
+    multipartThreshold: s3.copy.multipartThreshold,
+    partSize: s3.copy.partSize,
   });
   closers.push(() => store.close());
   await checkBuckets(store, [s3.output.bucket, s3.storageBucket]).catch((err: Error) => {
@@ -116,7 +112,7 @@ async function start(
       timeoutMs: config.jobs.timeoutMs,
       maxConcurrent: config.jobs.maxConcurrent,
       maxQueued: config.jobs.maxQueued,
-      sampleIntervalMs: opts.sampleIntervalMs ?? 500,
+      sampleIntervalMs: config.jobs.progressIntervalMs,
       killWaitMs: 30_000,
     },
   });

@@ -45,6 +45,8 @@ export interface S3Settings {
   output: S3Location;
   /** Bucket of the result objects: DEKART_CLOUD_STORAGE_BUCKET. */
   storageBucket: string;
+  /** Server-side copy: CopyObject up to `multipartThreshold` bytes, UploadPartCopy parts of `partSize` above. */
+  copy: { multipartThreshold: number; partSize: number };
 }
 
 export interface Config {
@@ -63,6 +65,8 @@ export interface Config {
     maxQueued: number;
     retentionMs: number;
     maxQueryBytes: number;
+    /** How often running exports are sampled for progress. */
+    progressIntervalMs: number;
   };
   shutdownGraceMs: number;
   logLevel: LogLevel;

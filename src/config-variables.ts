@@ -27,3 +27,10 @@ export const CONFIG_VARIABLES: readonly string[] = [
   "CHJOB_LOG_LEVEL",
   "CHJOB_DEMO_ROWS",
 ] as const;
+
+/** Tuning variables beyond the contract's table (documented in the README). */
+export const EXTRA_VARIABLES = [
+  "CHJOB_MULTIPART_COPY_THRESHOLD",
+  "CHJOB_MULTIPART_COPY_PART_SIZE",
+  "CHJOB_PROGRESS_INTERVAL",
+] as const;

@@ -26,6 +26,9 @@ export const EMBEDDED_STORAGE_BUCKET = "dekart-dev-local";
 /** Longest delay node's setTimeout honours (about 24.8 days); longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+const MIB = 1024 ** 2;
+const FIVE_GIB = 5 * 1024 ** 3;
+
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 /**
@@ -372,6 +375,13 @@ export function parseConfig(env: Env, opts: { cwd?: string } = {}): ConfigResult
   const maxQueued = c.integer("CHJOB_MAX_QUEUED_JOBS", 1000, 0);
   const maxQueryBytes = c.integer("CHJOB_MAX_QUERY_BYTES", 1_048_576, 1);
   const demoRows = c.integer("CHJOB_DEMO_ROWS", 1_000_000, 0);
+  const progressIntervalMs = c.duration("CHJOB_PROGRESS_INTERVAL", "500ms", { allowZero: false, max: MAX_TIMER_MS });
+
+  // Server-side copy: one CopyObject up to the threshold, UploadPartCopy parts above it.
+  const multipartThreshold = c.integer("CHJOB_MULTIPART_COPY_THRESHOLD", FIVE_GIB, 1);
+  if (multipartThreshold > FIVE_GIB) c.error("CHJOB_MULTIPART_COPY_THRESHOLD", `is above 5 GiB (${FIVE_GIB}), S3's limit for one CopyObject`);
+  const partSize = c.integer("CHJOB_MULTIPART_COPY_PART_SIZE", 512 * MIB, 5 * MIB);
+  if (partSize > FIVE_GIB) c.error("CHJOB_MULTIPART_COPY_PART_SIZE", `is above 5 GiB (${FIVE_GIB}), S3's limit for one part`);
 
   const levelText = c.get("CHJOB_LOG_LEVEL");
   let logLevel: LogLevel = "info";
@@ -398,11 +408,12 @@ export function parseConfig(env: Env, opts: { cwd?: string } = {}): ConfigResult
         insecure,
         output,
         storageBucket,
+        copy: { multipartThreshold, partSize },
       },
       grpc: { address: grpcAddress, authToken, tls },
       dataDir,
       embeddedS3Address,
-      jobs: { timeoutMs, maxConcurrent, maxQueued, retentionMs, maxQueryBytes },
+      jobs: { timeoutMs, maxConcurrent, maxQueued, retentionMs, maxQueryBytes, progressIntervalMs },
       shutdownGraceMs,
       logLevel,
       demoRows,

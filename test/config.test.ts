@@ -76,11 +76,12 @@ test("embedded defaults", () => {
       insecure: false,
       output: { bucket: "dekart-dev-local", prefix: "files" },
       storageBucket: "dekart-dev-local",
+      copy: { multipartThreshold: 5 * 1024 ** 3, partSize: 512 * 1024 ** 2 },
     },
     grpc: { address: "127.0.0.1:50051", authToken: undefined, tls: undefined },
     dataDir: "/srv/app/.chjob",
     embeddedS3Address: "127.0.0.1:4566",
-    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576 },
+    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500 },
     shutdownGraceMs: 30_000,
     logLevel: "info",
     demoRows: 1_000_000,
@@ -159,7 +160,7 @@ test("all values set", () => {
     assert.is(c.dataDir, "/var/chjob");
     assert.equal(c.clickhouse, { kind: "chdb", path: path.join(dir, "rel/ch") });
     assert.is(c.embeddedS3Address, "0.0.0.0:9999");
-    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096 });
+    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500 });
     assert.is(c.shutdownGraceMs, 0);
     assert.is(c.logLevel, "debug");
     assert.is(c.demoRows, 0);
@@ -210,6 +211,7 @@ test("the original's .env example", () => {
       insecure: true,
       output: { bucket: "dekart-dev-local", prefix: "files" },
       storageBucket: "dekart-dev-local",
+      copy: { multipartThreshold: 5 * 1024 ** 3, partSize: 512 * 1024 ** 2 },
     });
     assert.is(c.dataDir, path.join(dir, ".chjob"));
   } finally {

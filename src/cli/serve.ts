@@ -19,6 +19,11 @@ export async function serve(): Promise<number> {
     return 2;
   }
   const { config } = parsed;
+  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  if (config.clickhouse.kind === "chdb" && pool < config.jobs.maxConcurrent + 5) {
+    // See launch.cts: each running chDB query holds a pool thread.
+    process.stderr.write(`chjob: UV_THREADPOOL_SIZE=${pool} is too small for ${config.jobs.maxConcurrent} embedded exports; set it to at least ${config.jobs.maxConcurrent + 5} (or leave it unset)\n`);
+  }
   const redact = createRedactor([config.s3.secretAccessKey, config.grpc.authToken, passwordOf(config.clickhouse)]);
   const log = createLogger(config.logLevel, redact);
   let service;
@@ -42,3 +47,4 @@ export async function serve(): Promise<number> {
   await service.stop();
   return 0;
 }
+

@@ -24,6 +24,7 @@ export interface EmbeddedS3 {
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  httpServer?: { closeAllConnections(): void };
 }
 interface Account {
   createKeyPair(id: string, secret: string): void;
@@ -65,5 +66,13 @@ export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<Embedded
     throw err;
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  return { endpoint: `http://${host}:${address.port}`, close: () => server.close() };
+  return {
+    endpoint: `http://${host}:${address.port}`,
+    close: async () => {
+      const closed = server.close();
+      // Clients (ClickHouse's S3 pool among them) keep idle keep-alive sockets open.
+      server.httpServer?.closeAllConnections();
+      await closed;
+    },
+  };
 }

@@ -46,16 +46,7 @@ export class S3ObjectStore implements ObjectStore {
         ...(opts.insecure ? { httpsAgent: new HttpsAgent({ rejectUnauthorized: false, keepAlive: true }) } : {}),
       },
     });
-    // Bucket-level requests go to `/<bucket>/`; s3rver signs them as `/<bucket>`
-    // and rejects the signature. `/<bucket>` is valid path-style for every S3.
-    this.client.middlewareStack.add(
-      (next) => async (args) => {
-        const request = args.request as { path?: string };
-        if (typeof request.path === "string" && /^\/[^/]+\/$/.test(request.path)) request.path = request.path.slice(0, -1);
-        return next(args);
-      },
-      { step: "build", name: "bucketPathWithoutTrailingSlash" },
-    );
+    withBucketPathsWithoutSlash(this.client);
     this.multipartThreshold = opts.multipartThreshold ?? FIVE_GIB;
     this.partSize = opts.partSize ?? 512 * 1024 ** 2;
   }
@@ -144,6 +135,22 @@ export class S3ObjectStore implements ObjectStore {
       throw toStoreError(operation, at, err);
     }
   }
+}
+
+/**
+ * Bucket-level requests go to `/<bucket>/`; s3rver computes their signature
+ * over `/<bucket>` and rejects them. `/<bucket>` is valid path-style on every S3.
+ */
+export function withBucketPathsWithoutSlash(client: S3Client): S3Client {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { path?: string };
+      if (typeof request.path === "string" && /^\/[^/]+\/$/.test(request.path)) request.path = request.path.slice(0, -1);
+      return next(args);
+    },
+    { step: "build", name: "bucketPathWithoutTrailingSlash" },
+  );
+  return client;
 }
 
 function copySource({ bucket, key }: ObjectLocation): string {

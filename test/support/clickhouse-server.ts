@@ -265,7 +265,6 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
 
   const logDir = join(dir, "log");
   const errorLog = join(logDir, "clickhouse-server.err.log");
-  const mainLog = join(logDir, "clickhouse-server.log");
   const consoleLog = join(logDir, "console.log");
   await mkdir(join(dir, "data"), { recursive: true });
   await mkdir(logDir, { recursive: true });
@@ -275,6 +274,7 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
   let tcpPort = 0;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  let spawnError: Error | undefined;
   let stopped = false;
 
   const auth = "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
@@ -330,23 +330,32 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
     child.unref();
     entry.child = child;
     const current = child;
+    spawnError = undefined;
     exited = new Promise<void>((resolve) => {
       if (current.exitCode !== null || current.signalCode !== null) resolve();
       else current.once("exit", () => resolve());
+      // A spawn failure (ENOENT, EACCES) is an "error" event, maybe without "exit".
+      current.once("error", (err) => {
+        if (current.pid === undefined) {
+          spawnError = err;
+          resolve();
+        }
+      });
     });
-    // A spawn failure (ENOENT, EACCES) arrives as an "error" event followed by "exit"/"close".
-    current.once("error", () => undefined);
   }
 
   function running(): boolean {
-    return child !== undefined && child.exitCode === null && child.signalCode === null;
+    return (
+      child !== undefined && spawnError === undefined && child.exitCode === null && child.signalCode === null
+    );
   }
 
   function failure(reason: string): Error {
     return new Error(
       `clickhouse-server (${binary}, http ${httpPort}, tcp ${tcpPort}) ${reason}.\n` +
         `--- tail of ${errorLog}:\n${tail(errorLog, 20)}\n` +
-        `--- tail of ${consoleLog}:\n${tail(consoleLog, 10)}`,
+        `--- tail of ${consoleLog}:\n${tail(consoleLog, 10)}` +
+        (keep ? "" : "\n(the directory is removed: set CHJOB_KEEP_CLICKHOUSE_DIR=1 to keep it)"),
     );
   }
 
@@ -355,6 +364,7 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
     for (;;) {
       if (!running()) {
         const c = child!;
+        if (spawnError) throw failure(`could not be started: ${spawnError.message}`);
         throw failure(`exited during start-up (code ${c.exitCode}, signal ${c.signalCode})`);
       }
       try {
@@ -382,8 +392,10 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
   }
 
   async function terminate(): Promise<void> {
+    // Waits below go through exitWithin(): its timer keeps this process alive until the "exit"
+    // event of the (unref'ed) child arrives.
     if (!running()) {
-      await exited;
+      await exitWithin(KILL_WAIT_MS);
       return;
     }
     // On SIGTERM the server waits for running queries: cancel them first.
@@ -408,7 +420,7 @@ export async function startClickHouseServer(opts: ClickHouseServerOptions = {}):
     } catch (err) {
       if (running()) {
         child!.kill("SIGKILL");
-        await exited;
+        await exitWithin(KILL_WAIT_MS);
       }
       throw err;
     }

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JobClient } from "../../src/client.js";
 
-export const MAIN = join(dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
+export const MAIN = join(dirname(fileURLToPath(import.meta.url)), "../../src/cli/launch.cjs");
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -20,8 +20,8 @@ export interface ServiceProcess {
   client(opts?: ConstructorParameters<typeof JobClient>[1]): JobClient;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
-  /** SIGTERM, then wait for exit. */
-  stop(): Promise<number | null>;
+  /** SIGTERM, then wait for exit (SIGKILL and an error with the last log lines after `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<number | null>;
   /** Removes the temp directory (after stop). */
   cleanup(): void;
 }
@@ -44,6 +44,16 @@ export function cleanEnv(): Record<string, string> {
   return env;
 }
 
+// A test process that dies (failure, timeout) takes its services with it.
+const live = new Set<ChildProcess>();
+process.once("exit", () => live.forEach((c) => c.kill("SIGKILL")));
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    live.forEach((c) => c.kill("SIGKILL"));
+    process.exit(130);
+  });
+}
+
 export function startService(opts: StartOptions = {}): Promise<ServiceProcess> {
   const cwd = opts.cwd ?? mkdtempSync(join(tmpdir(), "chjob-test-"));
   const env = {
@@ -56,6 +66,8 @@ export function startService(opts: StartOptions = {}): Promise<ServiceProcess> {
     ...opts.env,
   };
   const child = spawn(process.execPath, [MAIN, "serve"], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  live.add(child);
+  child.once("exit", () => live.delete(child));
   const logs: string[] = [];
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -111,9 +123,18 @@ function makeHandle(
       clients.push(c);
       return c;
     },
-    async stop() {
+    async stop(timeoutMs = 40_000) {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const code = await exited;
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            child.kill("SIGKILL");
+            reject(new Error(`service did not stop within ${timeoutMs} ms; its last log lines:\n${logs.slice(-15).join("\n")}`));
+          }, timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
       clients.forEach((c) => c.close());
       return code;
     },
