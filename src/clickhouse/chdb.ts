@@ -1,6 +1,6 @@
 // chDB (ClickHouse in-process), loaded lazily: it is an optional dependency
 // needed only in embedded mode.
-import { createClient, type ClickHouseClient } from "@clickhouse/client";
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from "@clickhouse/client";
 
 type ChdbConnectionModule = typeof import("chdb/connection");
 type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>["connection"];
@@ -27,5 +27,5 @@ export async function chdbClient(path: string): Promise<ClickHouseClient> {
   // chdb implements @clickhouse/client-common's Connection, which
   // @clickhouse/client bundles as its own (structurally equal) copy.
   const connection = chdb.createChdbConnection({ path }) as unknown as ClientConnection;
-  return createClient({ connection });
+  return createClient({ connection, log: { level: ClickHouseLogLevel.OFF } });
 }

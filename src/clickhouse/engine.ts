@@ -98,7 +98,8 @@ export class ClientEngine implements ClickHouseEngine {
   }
 
   async ping(): Promise<void> {
-    const result = await this.opts.controlClient.ping();
+    // SELECT 1 rather than /ping: /ping answers without checking credentials.
+    const result = await this.opts.controlClient.ping({ select: true });
     if (!result.success) throw result.error;
   }
 
@@ -182,25 +183,43 @@ export class ClientEngine implements ClickHouseEngine {
   }
 }
 
+export interface ServerError {
+  code: number;
+  /** ClickHouse's error name (SYNTAX_ERROR, ...) when the server says it; old servers do not. */
+  type: string | undefined;
+  message: string;
+}
+
+/**
+ * ClickHouse's code, name and message from what @clickhouse/client throws: it
+ * parses current servers' `Code: 62. DB::Exception: ... (SYNTAX_ERROR)` itself;
+ * older ones (18.x) answer `Code: 62, e.displayText() = DB::Exception: ..., e.what() = DB::Exception`.
+ */
+export function serverError(err: unknown): ServerError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const { code, type } = err as Error & { code?: unknown; type?: unknown };
+  if (typeof code === "string" && /^\d+$/.test(code)) {
+    return { code: Number(code), type: typeof type === "string" && /^[A-Z][A-Z0-9_]+$/.test(type) ? type : undefined, message: err.message.trim() };
+  }
+  const old = /^Code: (\d+), e\.displayText\(\) = (?:DB::Exception: )?([\s\S]*?)(?:, e\.what\(\) = \S+)?\s*$/.exec(err.message);
+  return old ? { code: Number(old[1]), type: undefined, message: old[2]!.trim() } : undefined;
+}
+
 /** "ClickHouse error 62 (SYNTAX_ERROR): ..." from what @clickhouse/client throws. */
 export function describeClickHouseError(err: unknown): string {
+  const server = serverError(err);
+  if (server) return `ClickHouse error ${server.code}${server.type ? ` (${server.type})` : ""}: ${server.message}`;
   if (err instanceof Error) {
-    const { code, type } = err as Error & { code?: unknown; type?: unknown };
-    const message = err.message.trim();
-    if (typeof code === "string" && /^\d+$/.test(code)) {
-      const name = typeof type === "string" && /^[A-Z][A-Z0-9_]+$/.test(type) ? ` (${type})` : "";
-      return `ClickHouse error ${code}${name}: ${message}`;
-    }
-    if (typeof code === "string" && code.startsWith("E")) return `ClickHouse is unreachable: ${message} (${code})`;
-    return `ClickHouse: ${message}`;
+    const code = (err as Error & { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("E")) return `ClickHouse is unreachable: ${err.message} (${code})`;
+    return `ClickHouse: ${err.message}`;
   }
   return `ClickHouse: ${String(err)}`;
 }
 
 /** ClickHouse's code for an error, when it is one of ClickHouse's. */
 export function clickHouseCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && /^\d+$/.test(code) ? Number(code) : undefined;
+  return serverError(err)?.code;
 }
 
 export const QUERY_WAS_CANCELLED = 394;

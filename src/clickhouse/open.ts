@@ -3,7 +3,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
-import { createClient, type ClickHouseClient } from "@clickhouse/client";
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from "@clickhouse/client";
 import type { ClickHouseTarget } from "../config-types.js";
 import { chdbClient } from "./chdb.js";
 import { byExportUrl, byQueryId, ClientEngine, type ClickHouseEngine } from "./engine.js";
@@ -27,6 +27,8 @@ function openHttp(target: Extract<ClickHouseTarget, { kind: "http" }>, opts: Eng
       password: target.password,
       database: target.database,
       application: "chjob",
+      // Errors reach the job and the log through chjob itself.
+      log: { level: ClickHouseLogLevel.OFF },
       request_timeout: requestTimeout,
       http_agent: agent(target, maxSockets),
     });
