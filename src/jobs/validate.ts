@@ -46,10 +46,10 @@ export function checkQueryText(text: string, maxBytes: number): string {
   }
   const statement = lexed.statements[0]!;
   const words = lexed.words;
-  const first = words[0];
-  const startsWithParen = /^\s*\(/.test(stripLeadingComments(statement));
-  if (!startsWithParen && (!first || (first.text !== "SELECT" && first.text !== "WITH"))) {
-    throw new InvalidArgumentError("query_text", `must be a SELECT query (starting with SELECT, WITH or "("); it starts with ${first ? first.text : "something else"}`);
+  const head = stripLeadingComments(statement);
+  if (!/^(SELECT|WITH)\b/i.test(head) && !head.startsWith("(")) {
+    const start = /^[A-Za-z_]+/.exec(head)?.[0].toUpperCase() ?? JSON.stringify(head.slice(0, 10));
+    throw new InvalidArgumentError("query_text", `must be a SELECT query (starting with SELECT, WITH or "("); it starts with ${start}`);
   }
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
