@@ -6,15 +6,16 @@ export type Redactor = (text: string) => string;
 
 export const HIDDEN = "[HIDDEN]";
 
-/** Replaces each secret, also as it appears inside an SQL literal, a URL or a JSON string, with [HIDDEN]. */
+/** Replaces each secret, also as it appears inside an SQL literal or a URL, and each of those inside a JSON string, with [HIDDEN]. */
 export function createRedactor(secrets: ReadonlyArray<string | undefined>): Redactor {
   const forms = new Set<string>();
   for (const secret of secrets) {
     if (!secret) continue;
-    forms.add(secret);
-    forms.add(quoteString(secret).slice(1, -1));
-    forms.add(encodeURIComponent(secret));
-    forms.add(JSON.stringify(secret).slice(1, -1));
+    for (const form of [secret, quoteString(secret).slice(1, -1), encodeURIComponent(secret)]) {
+      forms.add(form);
+      // As a log line (JSON) carries it.
+      forms.add(JSON.stringify(form).slice(1, -1));
+    }
   }
   // Longest first, so a secret that contains another is replaced whole.
   const ordered = [...forms].sort((a, b) => b.length - a.length);

@@ -46,8 +46,8 @@ test.before(async (ctx) => {
 test.after(async (ctx) => {
   assert.is(await ctx.svc.stop(), 0);
   const everything = ctx.svc.logs.join("\n") + ctx.svc.stderr.join("");
-  assert.not.ok(everything.includes(SECRET), "the secret is not in the logs");
-  assert.not.ok(everything.includes("line\\\\\"secret"), "nor its JSON-escaped form");
+  // Every form the secret can take (raw, SQL-escaped, JSON-escaped) contains this part.
+  assert.not.ok(everything.includes("secret-0123456789"), "the secret is not in the logs");
   ctx.svc.cleanup();
 });
 

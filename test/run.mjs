@@ -21,7 +21,7 @@ for (const file of files) {
     let text = "";
     const child = spawn(process.execPath, ["--enable-source-maps", join(dir, file)], {
       stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+      env: { UV_THREADPOOL_SIZE: "16", ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
     });
     child.stdout.on("data", (d) => {
       text += d;

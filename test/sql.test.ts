@@ -64,6 +64,7 @@ test("the redactor hides a secret in every form it can take", () => {
   assert.is(redact(quoteString(secret)), "'[HIDDEN]'");
   assert.is(redact(JSON.stringify({ s: secret })), '{"s":"[HIDDEN]"}');
   assert.is(redact(encodeURIComponent(secret)), "[HIDDEN]");
+  assert.is(redact(JSON.stringify({ sql: `s3('k', ${quoteString(secret)})` })), JSON.stringify({ sql: "s3('k', '[HIDDEN]')" }));
   assert.is(redact("nothing here"), "nothing here");
 });
 
