@@ -66,6 +66,9 @@ test("a big export: result and export objects hold exactly chDB's CSVWithNames b
   assert.is(done.status, JobStatus.DONE, done.error);
   assert.is(done.resultUri, `s3://dekart-dev-local/${done.id}.csv`);
   assert.is(done.exportUri, "s3://dekart-dev-local/files/big/q1/result.csv");
+  // The export ran alone: chDB's counters give exact figures.
+  assert.is(Number(done.totalRows), 3_000_000);
+  assert.ok(Number(done.bytesProcessed) >= 3_000_000 * 8, `bytes_processed ${done.bytesProcessed}`);
 
   const dir = mkdtempSync(join(tmpdir(), "chjob-direct-"));
   const direct = await chdbClient(dir);

@@ -29,7 +29,7 @@ export interface ProcessSample {
 export interface ClickHouseEngine {
   /** For logs: where ClickHouse is, with no credentials. */
   readonly description: string;
-  /** Whether the engine reports exact written rows for an export (HTTP summary) or only samples (chDB). */
+  /** Whether figures come from the server's HTTP summary (true) or from chDB's counters and progress samples (false). */
   readonly exactSummary: boolean;
   ping(): Promise<void>;
   /** Runs the export statement to completion; rejects with the engine's error. */
@@ -105,21 +105,43 @@ export class ClientEngine implements ClickHouseEngine {
 
   async runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportFigures> {
     const client = await this.acquire();
+    const alone = this.running === 0;
+    const epoch = ++this.exportsStarted;
+    this.running++;
     try {
+      const before = this.exactSummary || !alone ? undefined : await this.insertedEvents().catch(() => undefined);
       const { summary } = await client.command({
         query: sql,
         query_id: ref.jobId,
         clickhouse_settings: { ...this.opts.exportSettings, ...settings },
       });
-      const writtenRows = Number(summary?.written_rows ?? NaN);
-      const readBytes = Number(summary?.read_bytes ?? NaN);
-      return {
-        writtenRows: this.exactSummary && Number.isFinite(writtenRows) ? writtenRows : undefined,
-        readBytes: this.exactSummary && Number.isFinite(readBytes) ? readBytes : undefined,
-      };
+      if (this.exactSummary) {
+        // Current servers send X-ClickHouse-Summary; old ones (18.x) send none.
+        const writtenRows = Number(summary?.written_rows ?? NaN);
+        const readBytes = Number(summary?.read_bytes ?? NaN);
+        return { writtenRows: Number.isFinite(writtenRows) ? writtenRows : undefined, readBytes: Number.isFinite(readBytes) ? readBytes : undefined };
+      }
+      // chDB reports no summary. Its process-wide counters are exact for an
+      // export that ran alone (none other started or running meanwhile).
+      if (before && epoch === this.exportsStarted) {
+        const after = await this.insertedEvents().catch(() => undefined);
+        if (after && epoch === this.exportsStarted) return { writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes };
+      }
+      return { writtenRows: undefined, readBytes: undefined };
     } finally {
+      this.running--;
       this.release(client);
     }
+  }
+
+  private running = 0;
+  private exportsStarted = 0;
+
+  private async insertedEvents(): Promise<{ rows: number; bytes: number }> {
+    const [row] = await this.queryRows<{ rows: string; bytes: string }>(
+      "SELECT sumIf(value, event = 'InsertedRows') AS rows, sumIf(value, event = 'SelectedBytes') AS bytes FROM system.events",
+    );
+    return { rows: Number(row?.rows ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
   async sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>> {
