@@ -26,3 +26,7 @@ export class UnavailableError extends Error {
 export class UnauthenticatedError extends Error {
   override readonly name = "UnauthenticatedError";
 }
+
+export function jobNotFound(id: string): NotFoundError {
+  return new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
+}

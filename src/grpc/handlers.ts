@@ -10,7 +10,7 @@ import {
   WatchJobResponseSchema,
   type JobService,
 } from "../../gen/chjob/v1/job_service_pb.js";
-import { NotFoundError } from "../errors.js";
+import { jobNotFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobRunner } from "../jobs/runner.js";
@@ -46,7 +46,7 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
 
   const mustExist = async (id: string) => {
     const job = await registry.get(checkJobId(id));
-    if (!job) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
+    if (!job) throw jobNotFound(id);
     return job;
   };
 
@@ -79,7 +79,7 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
       try {
         const id = checkJobId(call.request.jobId);
         states = registry.watch(id);
-        if (!states) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
+        if (!states) throw jobNotFound(id);
       } catch (err) {
         // grpc-js turns an 'error' event on a server stream into the call's status.
         call.emit("error", toServiceError(err));

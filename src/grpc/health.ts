@@ -39,7 +39,10 @@ export class HealthState {
           call.write(create(HealthCheckResponseSchema, { status: Serving.SERVICE_UNKNOWN }));
           return;
         }
-        const sub = subject.subscribe((status) => call.write(create(HealthCheckResponseSchema, { status })));
+        const sub = subject.subscribe({
+          next: (status) => call.write(create(HealthCheckResponseSchema, { status })),
+          complete: () => call.end(), // at shutdown
+        });
         call.on("cancelled", () => sub.unsubscribe());
         call.on("close", () => sub.unsubscribe());
       },

@@ -7,7 +7,7 @@ import type { ClickHouseSettings } from "@clickhouse/client";
 import type { S3Location } from "../config-types.js";
 import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef, type ProcessSample } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
-import { NotFoundError, ResourceExhaustedError, UnavailableError } from "../errors.js";
+import { jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
 import { ObjectStoreError, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
@@ -136,7 +136,7 @@ export class JobRunner {
       return job.snapshot;
     }
     const snapshot = await this.deps.registry.get(id);
-    if (!snapshot) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
+    if (!snapshot) throw jobNotFound(id);
     return snapshot;
   }
 
