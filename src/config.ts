@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseEnv } from "node:util";
-import { parseClickHouseDsn } from "./clickhouse/dsn.js";
+import { parseBool, parseClickHouseDsn } from "./clickhouse/dsn.js";
 import type { ClickHouseTarget, Config, LogLevel, S3Location } from "./config-types.js";
 import { parseDuration } from "./durations.js";
 
@@ -138,17 +138,10 @@ class Collector {
   boolean(name: string, fallback: boolean): boolean {
     const text = this.get(name);
     if (text === undefined) return fallback;
-    switch (text.toLowerCase()) {
-      case "true":
-      case "1":
-        return true;
-      case "false":
-      case "0":
-        return false;
-      default:
-        this.error(name, `${JSON.stringify(text)} is not true or false; use true or false`);
-        return fallback;
-    }
+    const value = parseBool(text);
+    if (value !== undefined) return value;
+    this.error(name, `${JSON.stringify(text)} is not true or false; use true or false`);
+    return fallback;
   }
 
   /** A listen address `host:port` (port 0-65535; IPv6 in brackets). */

@@ -49,7 +49,8 @@ function decode(text: string): string | undefined {
   }
 }
 
-function parseBool(text: string): boolean | undefined {
+/** `true`/`1` and `false`/`0`, any case; undefined for anything else. */
+export function parseBool(text: string): boolean | undefined {
   switch (text.trim().toLowerCase()) {
     case "true":
     case "1":
