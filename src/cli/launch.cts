@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The `chjob` executable. A CommonJS entry on purpose: it runs before node's
 // libuv thread pool starts (an ES module entry is itself read through the pool),
 // so it can still size the pool. chDB holds one pool thread per running query

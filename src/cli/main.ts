@@ -1,18 +1,110 @@
 #!/usr/bin/env node
-// The `chjob` command.
-import { Command } from "commander";
-import { serve } from "./serve.js";
+// The `chjob` command (README "The chjob command"). Exit codes of the client
+// commands: 0 DONE (or the call succeeded), 1 the job FAILED, 2 it was CANCELLED,
+// 3 usage, connection or gRPC errors, 130 Ctrl-C while only watching.
+import { Command, CommanderError, Option } from "commander";
+import { addConnectionOptions, CliError, EXIT } from "./connection.js";
+import { cancelCommand, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
 
 const program = new Command()
   .name("chjob")
   .description("Run ClickHouse queries as asynchronous export jobs over gRPC")
-  .showHelpAfterError();
+  .showHelpAfterError("(chjob --help lists the commands; chjob <command> --help their options)")
+  // Usage errors exit with 3 (not commander's 1, which means a FAILED job here).
+  .exitOverride();
+
+const jsonOption = () => new Option("--json", "one JSON object per line: the Job in protobuf JSON form");
+
+/** Runs a command body; CliErrors become one line on stderr and their exit code. */
+const action =
+  <A extends unknown[]>(body: (...args: A) => Promise<number>) =>
+  async (...args: A): Promise<void> => {
+    let code: number;
+    try {
+      code = await body(...args);
+    } catch (err) {
+      if (err instanceof CliError) {
+        process.stderr.write(`chjob: ${err.message}\n`);
+        code = err.exitCode;
+      } else {
+        process.stderr.write(`chjob: ${(err as Error)?.message ?? String(err)}\n`);
+        code = EXIT.USAGE;
+      }
+    }
+    await exit(code);
+  };
+
+/** Exits once stdout and stderr have taken everything (grpc-js would otherwise keep the process up). */
+async function exit(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write("", () => resolve()))));
+  process.exit(code);
+}
 
 program
   .command("serve")
   .description("start the service (configuration from the environment and ./.env)")
   .action(async () => {
+    // Loaded only here: the client commands start faster without the server's modules.
+    const { serve } = await import("./serve.js");
     process.exitCode = await serve();
   });
 
-await program.parseAsync(process.argv);
+addConnectionOptions(
+  program
+    .command("run")
+    .description("create a job for a query and watch it until it ends (Ctrl-C cancels it on the server)")
+    .argument("<sql...>", 'the query, best in quotes ("SELECT …"); `-` reads it from stdin')
+    .option("--report <id>", "report_id of the job (A-Z a-z 0-9 _ -)", "cli")
+    .option("--query <id>", "query_id of the job (default: q- and a random suffix)")
+    .addOption(jsonOption()),
+).action(action((sql: string[], opts) => runCommand(sql, opts)));
+
+addConnectionOptions(
+  program
+    .command("watch")
+    .description("follow a job until it ends (Ctrl-C stops watching; the job goes on)")
+    .argument("<id>", "job id")
+    .addOption(jsonOption()),
+).action(action((id: string, opts) => watchCommand(id, opts)));
+
+addConnectionOptions(
+  program
+    .command("get")
+    .description("show a job")
+    .argument("<id>", "job id")
+    .addOption(jsonOption()),
+).action(action((id: string, opts) => getCommand(id, opts)));
+
+addConnectionOptions(
+  program
+    .command("cancel")
+    .description("cancel a job (a finished job stays as it is)")
+    .argument("<id>", "job id")
+    .addOption(jsonOption()),
+).action(action((id: string, opts) => cancelCommand(id, opts)));
+
+addConnectionOptions(
+  program
+    .command("list")
+    .description("list jobs, newest first")
+    .option("--report <id>", "only this report's jobs")
+    .option("--limit <n>", "at most this many jobs", "50")
+    .addOption(new Option("--json", "one JSON object per line per job (protobuf JSON form)")),
+).action(action((opts) => listCommand(opts)));
+
+program
+  .command("demo-data")
+  .description("(re)create the demo table uk_price_paid in the ClickHouse of DEKART_CLICKHOUSE_DATA_CONNECTION (embedded chDB when unset)")
+  .option("--rows <n>", "number of synthetic rows", "1000000")
+  .action(action(async (opts: { rows?: string }) => (await import("./demo-data.js")).demoDataCommand(opts)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version are not errors; commander has printed its message already.
+    const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
+    await exit(ok ? 0 : EXIT.USAGE);
+  }
+  throw err;
+}

@@ -67,8 +67,8 @@ interface ActiveJob {
   /** Settles when the job's whole pipeline has ended (its export and copy have stopped). */
   finished: Promise<void>;
   lastSample: ProcessSample | undefined;
-  /** Rows written and bytes read by the finished export. */
-  figures: { totalRows: number; bytesProcessed: number } | undefined;
+  /** Rows written and bytes read by the finished export (chDB: read while the copy runs). */
+  figures: Promise<{ totalRows: number; bytesProcessed: number }> | undefined;
 }
 
 export class JobRunner {
@@ -168,6 +168,12 @@ export class JobRunner {
       if (earlier) await earlier;
       signal.throwIfAborted();
       await this.slots.acquire(signal);
+      // The limit covers the export and the copy: a copy that hangs (S3 silent) is stopped too.
+      const { timeoutMs } = this.deps.settings;
+      const timeout = setTimeout(
+        () => this.stopJob(job, { status: JobStatus.FAILED, error: `the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(timeoutMs)}) and was stopped` }),
+        timeoutMs,
+      );
       try {
         signal.throwIfAborted();
         await this.export(job);
@@ -175,6 +181,7 @@ export class JobRunner {
         this.update(job, (s) => transition(s, JobStatus.READING_RESULTS, {}, this.now()));
         await this.copy(job);
       } finally {
+        clearTimeout(timeout);
         this.slots.release();
       }
     } catch (err) {
@@ -186,10 +193,6 @@ export class JobRunner {
     const { engine, settings } = this.deps;
     this.update(job, (s) => transition(s, JobStatus.RUNNING, {}, this.now()));
     this.deps.log.debug({ job: job.snapshot.id, sql: job.sql }, "export statement");
-    const timeout = setTimeout(
-      () => this.stopJob(job, { status: JobStatus.FAILED, error: `the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(settings.timeoutMs)}) and was stopped` }),
-      settings.timeoutMs,
-    );
     const exportSettings: ClickHouseSettings = {
       s3_truncate_on_insert: 1,
       // The server stops the query itself too, should this process be gone.
@@ -200,19 +203,18 @@ export class JobRunner {
     const onStop = () => void this.killUntilStopped(job, running);
     job.stop.signal.addEventListener("abort", onStop, { once: true });
     try {
-      const figures = await running;
-      // chDB reports no summary: the last progress sample is the best figure it offers.
-      job.figures = {
-        totalRows: figures.writtenRows ?? job.lastSample?.writtenRows ?? 0,
-        bytesProcessed: figures.readBytes ?? job.lastSample?.bytesRead ?? 0,
-      };
+      const { figures } = await running;
+      // Without exact figures (chDB with exports side by side) the last progress sample is the best there is.
+      job.figures = figures.then((f) => ({
+        totalRows: f.writtenRows ?? job.lastSample?.writtenRows ?? 0,
+        bytesProcessed: f.readBytes ?? job.lastSample?.bytesRead ?? 0,
+      }));
     } catch (err) {
       if (clickHouseCode(err) === 159) {
         throw new Error(`the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(settings.timeoutMs)}): ${describeClickHouseError(err)}`);
       }
       throw err;
     } finally {
-      clearTimeout(timeout);
       job.stop.signal.removeEventListener("abort", onStop);
     }
   }
@@ -227,9 +229,10 @@ export class JobRunner {
       await this.removeResult(job);
       throw err;
     }
+    const figures = await job.figures;
     const done = this.finish(job, {
       status: JobStatus.DONE,
-      change: { resultUri: s3Uri(job.resultAt), resultSize: size, ...job.figures },
+      change: { resultUri: s3Uri(job.resultAt), resultSize: size, ...figures },
     });
     // Stopped between the copy and DONE: nothing may stay at result_uri.
     if (!done) await this.removeResult(job);

@@ -1,0 +1,452 @@
+// The `chjob` command against a real running service (embedded chDB and S3), spawned
+// as a user would run it (not a TTY): exit codes, output, Ctrl-C, errors, demo data.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { JobStatus } from "../gen/chjob/v1/job_service_pb.js";
+import type { JobClient } from "../src/client.js";
+import { demoQueries } from "../src/demo/uk-price-paid.js";
+import { getObject, s3Client } from "./support/s3.js";
+import { cleanEnv, MAIN, QUIET_ENV, startService, type ServiceProcess } from "./support/service.js";
+
+const LONG_QUERY = "SELECT sum(cityHash64(number)) FROM numbers(1000000000000)";
+const DEMO_ROWS = 50_000;
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Called with the child and the stdout so far on every stdout chunk. */
+  onStdout?: (child: ReturnType<typeof spawn>, stdout: string) => void;
+  timeoutMs?: number;
+}
+
+/** Runs `chjob <args>` (the built bin, via node) with no chjob variables of the caller's. */
+function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd: opts.cwd ?? tmpdir(),
+    env: { ...cleanEnv(), ...QUIET_ENV, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+    opts.onStdout?.(child, stdout);
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+  return new Promise((resolve) =>
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    }),
+  );
+}
+
+const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+function must<T>(value: T | undefined, message: string): T {
+  if (value === undefined) throw new assert.Assertion({ message, operator: "must", actual: value, expects: "a value", generated: false });
+  return value;
+}
+const jobIdOf = (r: CliResult) => must(UUID.exec(r.stdout)?.[0], `no job id in\n${show(r)}`);
+
+/**
+ * The arguments of every `npx chjob run …` in the README's sh blocks, split as a shell would
+ * (double-quoted strings may span lines; an unquoted newline or `|` ends the command).
+ */
+function readmeRunCommands(): string[][] {
+  const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../../README.md"), "utf8");
+  const commands: string[][] = [];
+  for (const block of readme.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    const text = block[1]!;
+    for (const at of text.matchAll(/npx chjob run /g)) {
+      const args = ["run"];
+      let i = at.index! + at[0].length;
+      let word: string | undefined;
+      for (; i < text.length; i++) {
+        const c = text[i]!;
+        if (c === '"') {
+          const end = text.indexOf('"', i + 1);
+          word = (word ?? "") + text.slice(i + 1, end);
+          i = end;
+        } else if (c === " " || c === "\n" || c === "|") {
+          if (word !== undefined) args.push(word);
+          word = undefined;
+          if (c !== " ") break;
+        } else word = (word ?? "") + c;
+      }
+      if (word !== undefined) args.push(word);
+      commands.push(args);
+    }
+  }
+  return commands;
+}
+
+interface Ctx {
+  svc: ServiceProcess;
+  client: JobClient;
+  at: string[];
+  /** A finished job's id, for get/list/cancel. */
+  doneId: string;
+}
+const test = suite<Ctx>("cli");
+
+test.before(async (ctx) => {
+  ctx.svc = await startService({ env: { CHJOB_DEMO_ROWS: String(DEMO_ROWS), CHJOB_PROGRESS_INTERVAL: "100ms" }, timeoutMs: 60_000 });
+  ctx.client = ctx.svc.client();
+  ctx.at = ["--address", ctx.svc.grpcAddress];
+});
+
+test.after(async (ctx) => {
+  assert.is(await ctx.svc.stop(), 0);
+  ctx.svc.cleanup();
+});
+
+test("run: a good query exits 0, one line per status change, and names the result", async (ctx) => {
+  const r = await cli(["run", "SELECT number AS n FROM numbers(10)", "--report", "cli-test", "--query", "q1", ...ctx.at]);
+  assert.is(r.code, 0, show(r));
+  const id = jobIdOf(r);
+  ctx.doneId = id;
+  assert.match(r.stdout, `result_uri  s3://dekart-dev-local/${id}.csv`);
+  assert.match(r.stdout, /^rows\s+10$/m);
+  assert.match(r.stdout, /^size\s+\d+ B \(\d+ bytes\)$/m);
+  assert.match(r.stdout, /^duration\s+\d+\.\d+s$/m);
+  const statusLines = r.stdout.split("\n").filter((l) => l.startsWith(`job ${id}: `));
+  assert.equal(
+    statusLines.map((l) => l.slice(`job ${id}: `.length).split(" ")[0]),
+    [...new Set(statusLines.map((l) => l.slice(`job ${id}: `.length).split(" ")[0]))],
+    "no status twice (one line per status change, not per progress update)",
+  );
+  assert.is(statusLines.at(-1)!.split(" ")[2], "DONE");
+  assert.not.match(r.stdout, "\x1b[", "no terminal control sequences when stdout is not a TTY");
+  assert.is(r.stderr, "");
+  const job = await ctx.client.getJob(id);
+  assert.is(job.status, JobStatus.DONE);
+  assert.is(job.reportId, "cli-test");
+  assert.is(job.queryId, "q1");
+});
+
+test("run: default ids are cli and a generated query id", async (ctx) => {
+  const r = await cli(["run", "SELECT 1", ...ctx.at]);
+  assert.is(r.code, 0, show(r));
+  const job = await ctx.client.getJob(jobIdOf(r));
+  assert.is(job.reportId, "cli");
+  assert.match(job.queryId, /^[A-Za-z0-9_-]{1,128}$/);
+  const again = await cli(["run", "SELECT 1", ...ctx.at]);
+  assert.is.not((await ctx.client.getJob(jobIdOf(again))).queryId, job.queryId, "a new query id each time (no superseding)");
+});
+
+test("run: a failing query exits 1 with ClickHouse's message on stderr", async (ctx) => {
+  const r = await cli(["run", "SELECT no_such_column FROM numbers(3)", ...ctx.at]);
+  assert.is(r.code, 1, show(r));
+  const id = jobIdOf(r);
+  assert.match(r.stdout, `job ${id}: FAILED`);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.is(lines.length, 1, show(r));
+  assert.match(lines[0]!, `chjob: job ${id} failed: `);
+  assert.match(lines[0]!, /UNKNOWN_IDENTIFIER|no_such_column/);
+  assert.not.match(r.stderr, /\n\s+at /, "no stack trace");
+});
+
+test("run: Ctrl-C (SIGINT) cancels the job on the server and exits 2", async (ctx) => {
+  let sent = false;
+  const r = await cli(["run", LONG_QUERY, ...ctx.at], {
+    onStdout: (child, stdout) => {
+      if (!sent && /: RUNNING/.test(stdout)) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    },
+  });
+  assert.ok(sent, `the RUNNING line never came:\n${show(r)}`);
+  assert.is(r.code, 2, show(r));
+  const id = jobIdOf(r);
+  assert.match(r.stdout, `job ${id}: CANCELLED`);
+  assert.match(r.stderr, `cancelling job ${id}`);
+  const job = await ctx.client.getJob(id);
+  assert.is(job.status, JobStatus.CANCELLED, job.error);
+  assert.match(job.error, /CancelJob/);
+});
+
+test("run --json: one protobuf-JSON Job per line, the last one DONE", async (ctx) => {
+  const r = await cli(["run", "--json", "SELECT count() AS n FROM numbers(100000)", ...ctx.at]);
+  assert.is(r.code, 0, show(r));
+  const lines = r.stdout.trimEnd().split("\n");
+  const jobs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(jobs.length >= 2, show(r));
+  const last = jobs.at(-1)!;
+  assert.is(last.status, "JOB_STATUS_DONE");
+  assert.is(typeof last.resultSize, "string", "int64 as a string");
+  assert.match(last.resultUri as string, /^s3:\/\/dekart-dev-local\/.+\.csv$/);
+  assert.is(last.totalRows, "1");
+  assert.ok(jobs.every((j) => j.id === last.id));
+  assert.ok(jobs.slice(0, -1).every((j) => j.status !== "JOB_STATUS_DONE"), "DONE comes once, last");
+});
+
+test("run --json: a failed job's last object is FAILED, exit 1", async (ctx) => {
+  const r = await cli(["run", "--json", "SELECT throwIf(1, 'boom from the test')", ...ctx.at]);
+  assert.is(r.code, 1, show(r));
+  const last = JSON.parse(r.stdout.trimEnd().split("\n").at(-1)!) as { status: string; error: string };
+  assert.is(last.status, "JOB_STATUS_FAILED");
+  assert.match(last.error, "boom from the test");
+  assert.match(r.stderr, "boom from the test");
+});
+
+test("run: a query the service rejects → its message on one line, exit 3", async (ctx) => {
+  const r = await cli(["run", "DROP TABLE uk_price_paid", ...ctx.at]);
+  assert.is(r.code, 3, show(r));
+  assert.is(r.stderr, 'chjob: INVALID_ARGUMENT: query_text: must be a SELECT query (starting with SELECT, WITH or "("); it starts with DROP\n');
+  const bad = await cli(["run", "--report", "a/b", "SELECT 1", ...ctx.at]);
+  assert.is(bad.code, 3, show(bad));
+  assert.match(bad.stderr, /^chjob: --report: "a\/b" must be 1-128 characters/);
+});
+
+test("list shows the job in an aligned table, and --json one object per line", async (ctx) => {
+  const r = await cli(["list", ...ctx.at]);
+  assert.is(r.code, 0, show(r));
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /^ID\s+REPORT\s+QUERY\s+STATUS\s+ROWS\s+SIZE\s+CREATED$/);
+  const row = lines.find((l) => l.startsWith(ctx.doneId));
+  assert.ok(row, show(r));
+  assert.match(row!, /^\S+\s+cli-test\s+q1\s+DONE\s+10\s+\d+ B\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  assert.is(lines[0]!.indexOf("STATUS"), row!.indexOf("DONE"), "columns aligned");
+
+  const byReport = await cli(["list", "--report", "cli-test", "--json", ...ctx.at]);
+  assert.is(byReport.code, 0, show(byReport));
+  const jobs = byReport.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { id: string; reportId: string });
+  assert.equal(
+    jobs.map((j) => j.id),
+    [ctx.doneId],
+  );
+
+  const limited = await cli(["list", "--limit", "2", "--json", ...ctx.at]);
+  assert.is(limited.stdout.trimEnd().split("\n").length, 2, show(limited));
+});
+
+test("get and cancel of a finished job; watch of a finished job exits with its code", async (ctx) => {
+  const get = await cli(["get", ctx.doneId, ...ctx.at]);
+  assert.is(get.code, 0, show(get));
+  assert.match(get.stdout, /^status\s+DONE$/m);
+  assert.match(get.stdout, new RegExp(`^result_uri\\s+s3://dekart-dev-local/${ctx.doneId}\\.csv$`, "m"));
+
+  const json = await cli(["get", "--json", ctx.doneId, ...ctx.at]);
+  assert.is((JSON.parse(json.stdout) as { status: string }).status, "JOB_STATUS_DONE");
+
+  const cancel = await cli(["cancel", ctx.doneId, ...ctx.at]);
+  assert.is(cancel.code, 0, show(cancel));
+  assert.match(cancel.stdout, "had already finished (DONE); nothing to cancel");
+  assert.is((await ctx.client.getJob(ctx.doneId)).status, JobStatus.DONE);
+
+  const watch = await cli(["watch", ctx.doneId, ...ctx.at]);
+  assert.is(watch.code, 0, show(watch));
+  assert.match(watch.stdout, `result_uri  s3://dekart-dev-local/${ctx.doneId}.csv`);
+});
+
+test("get/watch/cancel of an unknown job → NOT_FOUND message, exit 3", async (ctx) => {
+  const missing = "00000000-0000-4000-8000-000000000000";
+  for (const cmd of ["get", "watch", "cancel"]) {
+    const r = await cli([cmd, missing, ...ctx.at]);
+    assert.is(r.code, 3, show(r));
+    assert.is(r.stderr, `chjob: NOT_FOUND: no job with id ${missing} (finished jobs are kept for CHJOB_JOB_RETENTION)\n`, cmd);
+  }
+  const bad = await cli(["get", "not-a-uuid", ...ctx.at]);
+  assert.is(bad.code, 3);
+  assert.match(bad.stderr, /^chjob: INVALID_ARGUMENT: job_id: /);
+});
+
+test("watch follows a running job; cancel from elsewhere ends it with exit 2", async (ctx) => {
+  const created = await ctx.client.createJob({ reportId: "cli-test", queryId: "watched", queryText: LONG_QUERY });
+  let cancelled = false;
+  const r = await cli(["watch", created.id, ...ctx.at], {
+    onStdout: (_child, stdout) => {
+      if (!cancelled && /: RUNNING/.test(stdout)) {
+        cancelled = true;
+        void cli(["cancel", created.id, ...ctx.at]);
+      }
+    },
+  });
+  assert.is(r.code, 2, show(r));
+  assert.match(r.stdout, `job ${created.id}: CANCELLED (cancelled by CancelJob)`);
+});
+
+test("watch: Ctrl-C leaves the job running and exits 130", async (ctx) => {
+  const created = await ctx.client.createJob({ reportId: "cli-test", queryId: "left", queryText: LONG_QUERY });
+  let sent = false;
+  const r = await cli(["watch", created.id, ...ctx.at], {
+    onStdout: (child, stdout) => {
+      if (!sent && /: RUNNING/.test(stdout)) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    },
+  });
+  assert.is(r.code, 130, show(r));
+  assert.match(r.stderr, "keeps running on the server");
+  assert.is((await ctx.client.getJob(created.id)).status, JobStatus.RUNNING);
+  await ctx.client.cancelJob(created.id);
+});
+
+test("an unreachable service: one line naming the address and what to check, exit 3, fast", async () => {
+  for (const cmd of [["run", "SELECT 1"], ["list"], ["get", "00000000-0000-4000-8000-000000000000"]]) {
+    const r = await cli([...cmd, "--address", "127.0.0.1:1"]);
+    assert.is(r.code, 3, show(r));
+    assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+    assert.is(r.stdout, "");
+    const lines = r.stderr.trimEnd().split("\n");
+    assert.is(lines.length, 1, show(r));
+    assert.match(lines[0]!, /^chjob: cannot reach the chjob service at 127\.0\.0\.1:1 \(.*ECONNREFUSED.*\)\. Is `chjob serve` running there\? Check --address or CHJOB_GRPC_ADDRESS/);
+  }
+});
+
+test("the address defaults to CHJOB_GRPC_ADDRESS", async (ctx) => {
+  const r = await cli(["list", "--limit", "1"], { env: { CHJOB_GRPC_ADDRESS: ctx.svc.grpcAddress } });
+  assert.is(r.code, 0, show(r));
+  const unset = await cli(["list"], { env: { CHJOB_GRPC_ADDRESS: "127.0.0.1:2" } });
+  assert.is(unset.code, 3);
+  assert.match(unset.stderr, "127.0.0.1:2");
+});
+
+test("usage errors exit 3", async () => {
+  const r = await cli(["run"]);
+  assert.is(r.code, 3, show(r));
+  assert.match(r.stderr, "missing required argument 'sql'");
+  assert.is((await cli(["frobnicate"])).code, 3);
+  assert.is((await cli(["list", "--limit", "zero", "--address", "127.0.0.1:1"])).code, 3);
+  const help = await cli(["--help"]);
+  assert.is(help.code, 0);
+  assert.match(help.stdout, "demo-data");
+});
+
+test(`the demo table: ${DEMO_ROWS} rows after an embedded start, and its queries complete`, async (ctx) => {
+  const r = await cli(["run", "SELECT count() FROM uk_price_paid", ...ctx.at]);
+  assert.is(r.code, 0, show(r));
+  const uri = must(/^result_uri\s+(\S+)$/m.exec(r.stdout)?.[1], show(r));
+  const csv = (await getObject(s3Client(ctx.svc.s3Endpoint), uri)).toString("utf8");
+  assert.is(csv, `"count()"\n${DEMO_ROWS}\n`);
+
+  const readme = await cli(["run", "SELECT town, avg(price) FROM uk_price_paid GROUP BY town", ...ctx.at]);
+  assert.is(readme.code, 0, show(readme));
+  const walkthrough = await cli(["run", "SELECT town, avg(price) AS price FROM uk_price_paid GROUP BY town ORDER BY price DESC", ...ctx.at]);
+  assert.is(walkthrough.code, 0, show(walkthrough));
+  const towns = Number(/^rows\s+([\d,]+)$/m.exec(walkthrough.stdout)?.[1]?.replace(/,/g, ""));
+  assert.ok(towns > 20, show(walkthrough));
+
+  for (const q of demoQueries) {
+    const d = await cli(["run", "--report", "demo", "--query", q.id, q.sql, ...ctx.at]);
+    assert.is(d.code, 0, `${q.id}: ${show(d)}`);
+  }
+});
+
+test("the README's `npx chjob run` commands run as written", async (ctx) => {
+  const commands = readmeRunCommands();
+  const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../../README.md"), "utf8");
+  for (const q of demoQueries) {
+    assert.ok(readme.includes(q.sql), `the README shows demo query ${q.id} as in src/demo`);
+    assert.ok(
+      commands.some((c) => c.includes(q.sql)),
+      `a README command runs ${q.id}`,
+    );
+  }
+  assert.ok(commands.some((c) => c.at(-1) === "SELECT town, avg(price) AS price FROM uk_price_paid GROUP BY town ORDER BY price DESC"));
+  assert.ok(commands.length >= 6, JSON.stringify(commands));
+  for (const args of commands) {
+    const slow = args.some((a) => a.includes("numbers(30000000000)"));
+    let sent = false;
+    const r = await cli([...args, ...ctx.at], {
+      // The slow one (the walkthrough's watch step) is cancelled once it runs.
+      onStdout: (child, stdout) => {
+        if (slow && !sent && /: RUNNING/.test(stdout)) {
+          sent = true;
+          child.kill("SIGINT");
+        }
+      },
+    });
+    assert.is(r.code, slow ? 2 : 0, `${JSON.stringify(args)}: ${show(r)}`);
+  }
+});
+
+test("--tls/--ca and --token against a service with TLS and a token", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "chjob-cli-tls-"));
+  try {
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "ignore" });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`this test needs openssl to make a certificate: ${(err as Error).message}`);
+  }
+  const svc = await startService({
+    env: { CHJOB_TLS_CERT: join(dir, "cert.pem"), CHJOB_TLS_KEY: join(dir, "key.pem"), CHJOB_AUTH_TOKEN: "cli-test-token" },
+  });
+  try {
+    const at = ["--address", svc.grpcAddress];
+    const ok = await cli(["run", "SELECT 1", "--ca", join(dir, "cert.pem"), "--token", "cli-test-token", ...at]);
+    assert.is(ok.code, 0, show(ok));
+
+    const fromEnv = await cli(["list", "--ca", join(dir, "cert.pem"), ...at], { env: { CHJOB_AUTH_TOKEN: "cli-test-token" } });
+    assert.is(fromEnv.code, 0, show(fromEnv));
+
+    const noToken = await cli(["list", "--ca", join(dir, "cert.pem"), ...at]);
+    assert.is(noToken.code, 3, show(noToken));
+    assert.match(noToken.stderr, /^chjob: UNAUTHENTICATED: .*\(pass --token or set CHJOB_AUTH_TOKEN\)\n$/, show(noToken));
+
+    const plain = await cli(["list", "--token", "cli-test-token", ...at]);
+    assert.is(plain.code, 3, show(plain));
+    assert.is(plain.stderr.trimEnd().split("\n").length, 1, show(plain));
+    assert.match(plain.stderr, `cannot reach the chjob service at ${svc.grpcAddress}`);
+    assert.match(plain.stderr, "--tls");
+
+    writeFileSync(join(dir, "other.pem"), "not a certificate");
+    const missingCa = await cli(["list", "--ca", join(dir, "nope.pem"), ...at]);
+    assert.is(missingCa.code, 3);
+    assert.match(missingCa.stderr, /^chjob: --ca: cannot read .*nope\.pem: ENOENT\n$/);
+  } finally {
+    assert.is(await svc.stop(), 0);
+    svc.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("demo-data creates the table in the embedded engine; a service started there keeps it", async () => {
+  const cwd = mkdtempSync(join(tmpdir(), "chjob-cli-demo-"));
+  try {
+    const r = await cli(["demo-data", "--rows", "1234"], { cwd });
+    assert.is(r.code, 0, show(r));
+    assert.match(r.stdout, /^uk_price_paid: 1,234 rows in \d+\.\d+s$/m);
+
+    const svc = await startService({ cwd, env: { CHJOB_DEMO_ROWS: "1234" } });
+    try {
+      assert.ok(svc.logs.some((l) => l.includes('"msg":"demo table present"')), "the service found the table");
+      // While the service holds the data directory, demo-data says what to do.
+      const busy = await cli(["demo-data", "--rows", "10"], { cwd });
+      assert.is(busy.code, 1, show(busy));
+      assert.match(busy.stderr, "Is `chjob serve` running on this data directory?");
+
+      const count = await cli(["run", "--json", "SELECT count() AS n FROM uk_price_paid", "--address", svc.grpcAddress]);
+      assert.is(count.code, 0, show(count));
+      const done = JSON.parse(count.stdout.trimEnd().split("\n").at(-1)!) as { resultUri: string };
+      assert.is((await getObject(s3Client(svc.s3Endpoint), done.resultUri)).toString(), "\"n\"\n1234\n");
+    } finally {
+      assert.is(await svc.stop(), 0);
+    }
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test.run();
