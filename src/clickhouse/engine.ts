@@ -18,6 +18,17 @@ export interface ExportFigures {
   readBytes: number | undefined;
 }
 
+/** An export that has ended. */
+export interface ExportEnded {
+  /**
+   * Its figures. On chDB they take one more read of ClickHouse's counters after
+   * the export, which the caller can let run while it copies the result.
+   */
+  figures: Promise<ExportFigures>;
+}
+
+const NO_FIGURES: ExportFigures = { writtenRows: undefined, readBytes: undefined };
+
 export interface ProcessSample {
   rowsRead: number;
   bytesRead: number;
@@ -33,7 +44,7 @@ export interface ClickHouseEngine {
   readonly exactSummary: boolean;
   ping(): Promise<void>;
   /** Runs the export statement to completion; rejects with the engine's error. */
-  runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportFigures>;
+  runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportEnded>;
   /** Current figures of the given running exports, by job id (absent: not running). */
   sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>>;
   /** Asks the server to stop the export; returns without waiting for it to stop. */
@@ -103,13 +114,13 @@ export class ClientEngine implements ClickHouseEngine {
     if (!result.success) throw result.error;
   }
 
-  async runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportFigures> {
+  async runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportEnded> {
     const client = await this.acquire();
     const alone = this.running === 0;
     const epoch = ++this.exportsStarted;
     this.running++;
     try {
-      const before = this.exactSummary || !alone ? undefined : await this.insertedEvents().catch(() => undefined);
+      const before = this.exactSummary || !alone ? undefined : await this.countersBefore(epoch);
       const { summary } = await client.command({
         query: sql,
         query_id: ref.jobId,
@@ -119,15 +130,13 @@ export class ClientEngine implements ClickHouseEngine {
         // Current servers send X-ClickHouse-Summary; old ones (18.x) send none.
         const writtenRows = Number(summary?.written_rows ?? NaN);
         const readBytes = Number(summary?.read_bytes ?? NaN);
-        return { writtenRows: Number.isFinite(writtenRows) ? writtenRows : undefined, readBytes: Number.isFinite(readBytes) ? readBytes : undefined };
+        const figures = { writtenRows: Number.isFinite(writtenRows) ? writtenRows : undefined, readBytes: Number.isFinite(readBytes) ? readBytes : undefined };
+        return { figures: Promise.resolve(figures) };
       }
       // chDB reports no summary. Its process-wide counters are exact for an
-      // export that ran alone (none other started or running meanwhile).
-      if (before && epoch === this.exportsStarted) {
-        const after = await this.insertedEvents().catch(() => undefined);
-        if (after && epoch === this.exportsStarted) return { writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes };
-      }
-      return { writtenRows: undefined, readBytes: undefined };
+      // export that ran alone (none other started or running meanwhile). The
+      // closing read is not awaited here: the caller copies while it runs.
+      return { figures: before ? this.countersAfter(epoch, before) : Promise.resolve(NO_FIGURES) };
     } finally {
       this.running--;
       this.release(client);
@@ -136,6 +145,27 @@ export class ClientEngine implements ClickHouseEngine {
 
   private running = 0;
   private exportsStarted = 0;
+  /** The counters read right after export `epoch` ended (it ran alone). */
+  private counters: { epoch: number; rows: number; bytes: number } | undefined;
+
+  /**
+   * The counters as export `epoch` starts alone. When the previous export's
+   * closing read is the last thing that moved them (no export started since,
+   * no command ran), it serves: one chDB query per export instead of two.
+   */
+  private async countersBefore(epoch: number): Promise<{ rows: number; bytes: number } | undefined> {
+    const last = this.counters;
+    if (last && last.epoch === epoch - 1) return last;
+    return this.insertedEvents().catch(() => undefined);
+  }
+
+  private async countersAfter(epoch: number, before: { rows: number; bytes: number }): Promise<ExportFigures> {
+    if (epoch !== this.exportsStarted) return NO_FIGURES;
+    const after = await this.insertedEvents().catch(() => undefined);
+    if (!after || epoch !== this.exportsStarted) return NO_FIGURES;
+    this.counters = { epoch, ...after };
+    return { writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes };
+  }
 
   private async insertedEvents(): Promise<{ rows: number; bytes: number }> {
     const [row] = await this.queryRows<{ rows: string; bytes: string }>(
@@ -176,6 +206,7 @@ export class ClientEngine implements ClickHouseEngine {
   }
 
   async command(sql: string): Promise<void> {
+    this.counters = undefined; // it may insert rows
     await this.opts.controlClient.command({ query: sql });
   }
 

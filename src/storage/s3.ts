@@ -52,6 +52,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal): Promise<{ size: number }> {
+    if (this.multipartThreshold >= FIVE_GIB) return this.copyWhileSizing(from, to, signal);
     const size = await this.size(from);
     if (size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
     if (size <= this.multipartThreshold) {
@@ -62,6 +63,31 @@ export class S3ObjectStore implements ObjectStore {
       await this.multipartCopy(from, to, size, signal);
     }
     return { size };
+  }
+
+  /**
+   * With S3's own limit as the threshold, CopyObject itself refuses an object
+   * that needs parts, so it starts at once beside the HeadObject that gives the
+   * size: one round trip on the path of every job instead of two. Only an
+   * object above the threshold whose CopyObject failed is copied in parts.
+   */
+  private async copyWhileSizing(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal): Promise<{ size: number }> {
+    const single = this.call("CopyObject", s3Uri(to), () =>
+      this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from) }), { abortSignal: signal }),
+    ).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const [sized, copyError] = await Promise.all([this.size(from).then((size) => ({ size }), (error: unknown) => ({ error })), single]);
+    if ("size" in sized && sized.size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
+    if (copyError === undefined) {
+      if ("error" in sized) throw sized.error;
+      return { size: sized.size! };
+    }
+    // Both failed: CopyObject's error is the one that says what went wrong with the copy.
+    if ("error" in sized || sized.size! <= this.multipartThreshold) throw copyError;
+    await this.multipartCopy(from, to, sized.size!, signal);
+    return { size: sized.size! };
   }
 
   private async multipartCopy(from: ObjectLocation, to: ObjectLocation, size: number, signal: AbortSignal): Promise<void> {
