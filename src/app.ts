@@ -24,19 +24,15 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-export interface ServiceOptions {
-  healthIntervalMs?: number;
-}
-
 const HEALTH_SERVICES = ["", "chjob.v1.JobService"];
 
-export async function startService(config: Config, log: Logger, redact: Redactor, opts: ServiceOptions = {}): Promise<Service> {
+export async function startService(config: Config, log: Logger, redact: Redactor): Promise<Service> {
   const closers: Array<() => Promise<void> | void> = [];
   const closeAll = async () => {
     for (const close of closers.reverse()) await Promise.resolve(close()).catch((err) => log.warn({ err: String(err) }, "close failed"));
   };
   try {
-    return await start(config, log, redact, opts, closers, closeAll);
+    return await start(config, log, redact, closers, closeAll);
   } catch (err) {
     await closeAll();
     throw err;
@@ -47,7 +43,6 @@ async function start(
   config: Config,
   log: Logger,
   redact: Redactor,
-  opts: ServiceOptions,
   closers: Array<() => Promise<void> | void>,
   closeAll: () => Promise<void>,
 ): Promise<Service> {
@@ -112,6 +107,7 @@ async function start(
       timeoutMs: config.jobs.timeoutMs,
       maxConcurrent: config.jobs.maxConcurrent,
       maxQueued: config.jobs.maxQueued,
+      maxQueryBytes: config.jobs.maxQueryBytes,
       sampleIntervalMs: config.jobs.progressIntervalMs,
       killWaitMs: 30_000,
     },
@@ -128,7 +124,7 @@ async function start(
     health,
   });
   health.setAll(Serving.SERVING);
-  const stopProbe = probeHealth(engine, store, [s3.output.bucket, s3.storageBucket], health, log, opts.healthIntervalMs ?? 10_000);
+  const stopProbe = probeHealth(engine, store, [s3.output.bucket, s3.storageBucket], health, log, config.healthIntervalMs);
 
   log.info(
     {

@@ -69,6 +69,8 @@ export interface Config {
     progressIntervalMs: number;
   };
   shutdownGraceMs: number;
+  /** How often ClickHouse and the buckets are re-checked for the health service. */
+  healthIntervalMs: number;
   logLevel: LogLevel;
   demoRows: number;
 }

@@ -368,6 +368,7 @@ export function parseConfig(env: Env, opts: { cwd?: string } = {}): ConfigResult
   const maxQueued = c.integer("CHJOB_MAX_QUEUED_JOBS", 1000, 0);
   const maxQueryBytes = c.integer("CHJOB_MAX_QUERY_BYTES", 1_048_576, 1);
   const demoRows = c.integer("CHJOB_DEMO_ROWS", 1_000_000, 0);
+  const healthIntervalMs = c.duration("CHJOB_HEALTH_INTERVAL", "10s", { allowZero: false, max: MAX_TIMER_MS });
   const progressIntervalMs = c.duration("CHJOB_PROGRESS_INTERVAL", "500ms", { allowZero: false, max: MAX_TIMER_MS });
 
   // Server-side copy: one CopyObject up to the threshold, UploadPartCopy parts above it.
@@ -408,6 +409,7 @@ export function parseConfig(env: Env, opts: { cwd?: string } = {}): ConfigResult
       embeddedS3Address,
       jobs: { timeoutMs, maxConcurrent, maxQueued, retentionMs, maxQueryBytes, progressIntervalMs },
       shutdownGraceMs,
+      healthIntervalMs,
       logLevel,
       demoRows,
     },

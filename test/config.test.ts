@@ -83,6 +83,7 @@ test("embedded defaults", () => {
     embeddedS3Address: "127.0.0.1:4566",
     jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500 },
     shutdownGraceMs: 30_000,
+    healthIntervalMs: 10_000,
     logLevel: "info",
     demoRows: 1_000_000,
   } satisfies Config);

@@ -261,7 +261,7 @@ test("ClickHouse lost during a running query: the engine's promise rejects at on
 test("ClickHouse down while the service runs: new jobs FAILED 'unreachable', health NOT_SERVING; back after restart", async (ctx) => {
   const ch = (ctx.ch ??= await startClickHouseServer());
   if (ch.pid === undefined) await ch.restart();
-  const svc = await startService({ env: { DEKART_CLICKHOUSE_DATA_CONNECTION: ch.dsn } });
+  const svc = await startService({ env: { DEKART_CLICKHOUSE_DATA_CONNECTION: ch.dsn, CHJOB_HEALTH_INTERVAL: "1s" } });
   try {
     const client = svc.client();
     assert.is(await client.healthCheck(), Health.SERVING);
@@ -270,7 +270,7 @@ test("ClickHouse down while the service runs: new jobs FAILED 'unreachable', hea
     const down = await runJob(client, { reportId: "chdown", queryId: "q", queryText: "SELECT 1" });
     assert.is(down.status, JobStatus.FAILED);
     assert.match(down.error, new RegExp(`^ClickHouse is unreachable: (connect ECONNREFUSED 127\\.0\\.0\\.1:${ch.httpPort} \\(ECONNREFUSED\\)|socket hang up \\(ECONNRESET\\))$`));
-    // The probe runs every 10 s (src/app.ts).
+    // The probe runs every CHJOB_HEALTH_INTERVAL (1 s here).
     const downAt = Date.now();
     await waitFor(async () => (await client.healthCheck()) === Health.NOT_SERVING, 15_000);
     note(`ClickHouse down: job error "${down.error}"; health NOT_SERVING after ${Date.now() - downAt} ms`);

@@ -25,6 +25,8 @@ export interface RunnerSettings {
   timeoutMs: number;
   maxConcurrent: number;
   maxQueued: number;
+  /** Longest accepted query text; ClickHouse's max_query_size is raised to fit it. */
+  maxQueryBytes: number;
   /** How often running exports are sampled from system.processes. */
   sampleIntervalMs: number;
   /** After a kill, how long to wait for the export to stop before giving up on it. */
@@ -195,6 +197,8 @@ export class JobRunner {
     this.deps.log.debug({ job: job.snapshot.id, sql: job.sql }, "export statement");
     const exportSettings: ClickHouseSettings = {
       s3_truncate_on_insert: 1,
+      // ClickHouse parses at most 256 KiB by default; every accepted query must fit with the s3() head.
+      max_query_size: String(Math.max(262_144, settings.maxQueryBytes + 65_536)),
       // The server stops the query itself too, should this process be gone.
       max_execution_time: Math.ceil(settings.timeoutMs / 1000),
     };

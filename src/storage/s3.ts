@@ -30,6 +30,9 @@ export interface S3StoreOptions {
 
 export const FIVE_GIB = 5 * 1024 ** 3;
 
+/** Deadline of calls that move no data (bucket check, delete). */
+const QUICK_CALL_MS = 15_000;
+
 export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
   private readonly multipartThreshold: number;
@@ -43,6 +46,9 @@ export class S3ObjectStore implements ObjectStore {
       credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey },
       requestHandler: {
         connectionTimeout: 10_000,
+        // A server that accepts and then never answers must not hold a job (or
+        // the start) forever. Generous: S3 may think over a large CopyObject.
+        requestTimeout: 300_000,
         ...(opts.insecure ? { httpsAgent: new HttpsAgent({ rejectUnauthorized: false, keepAlive: true }) } : {}),
       },
     });
@@ -127,7 +133,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(at: ObjectLocation): Promise<void> {
-    await this.call("DeleteObject", s3Uri(at), () => this.client.send(new DeleteObjectCommand({ Bucket: at.bucket, Key: at.key })));
+    await this.quickCall("DeleteObject", s3Uri(at), (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: at.bucket, Key: at.key }), { abortSignal }));
   }
 
   async size(at: ObjectLocation): Promise<number | undefined> {
@@ -145,13 +151,24 @@ export class S3ObjectStore implements ObjectStore {
     // its errors carry S3's code (NoSuchBucket, SignatureDoesNotMatch, ...). The
     // prefix matches nothing, so the answer stays small (and s3rver's truncated
     // listings, which fail, are avoided).
-    await this.call("ListObjectsV2", `s3://${bucket}`, () =>
-      this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: ".chjob-bucket-check/", MaxKeys: 1 })),
+    await this.quickCall("ListObjectsV2", `s3://${bucket}`, (abortSignal) =>
+      this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: ".chjob-bucket-check/", MaxKeys: 1 }), { abortSignal }),
     );
   }
 
   close(): void {
     this.client.destroy();
+  }
+
+  /** A call that moves no data: it gets QUICK_CALL_MS to answer. */
+  private async quickCall<T>(operation: string, at: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = AbortSignal.timeout(QUICK_CALL_MS);
+    try {
+      return await this.call(operation, at, () => fn(signal));
+    } catch (err) {
+      if (signal.aborted) throw new ObjectStoreError(operation, "Timeout", at, `no answer within ${QUICK_CALL_MS / 1000} s (is the S3 endpoint reachable?)`);
+      throw err;
+    }
   }
 
   private async call<T>(operation: string, at: string, fn: () => Promise<T>): Promise<T> {
