@@ -52,6 +52,14 @@ test("beyond the slots jobs wait PENDING; beyond the queue CreateJob is RESOURCE
   );
 });
 
+test("a query larger than ClickHouse's default max_query_size (256 KiB) but within CHJOB_MAX_QUERY_BYTES runs", async ({ svc }) => {
+  const client = svc.client();
+  const text = `SELECT length('${"x".repeat(300 * 1024)}') AS n`;
+  const job = await client.createJob({ reportId: "bigquery", queryId: "q", queryText: text });
+  const end = (await collect(client.watchJob(job.id).states)).at(-1)!;
+  assert.is(end.status, JobStatus.DONE, end.error);
+});
+
 test("finished jobs are dropped after CHJOB_JOB_RETENTION", async ({ svc }) => {
   const client = svc.client();
   const job = await client.createJob({ reportId: "retention", queryId: "q", queryText: "SELECT 1" });
