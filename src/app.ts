@@ -11,6 +11,7 @@ import { HealthState, Serving } from "./grpc/health.js";
 import { startGrpcServer, type RunningGrpcServer } from "./grpc/server.js";
 import { MemoryJobRegistry } from "./jobs/registry.js";
 import { JobRunner } from "./jobs/runner.js";
+import { probeExportPath } from "./jobs/export-probe.js";
 import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "./storage/embedded-s3.js";
@@ -124,6 +125,18 @@ async function start(
     health,
   });
   health.setAll(Serving.SERVING);
+  // Before serving, so that the first jobs do not run beside it; bounded by its timeout.
+  await probeExportPath({
+    engine,
+    store,
+    log,
+    redact,
+    clickhouseS3Endpoint,
+    output: s3.output,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    timeoutMs: Math.min(20_000, config.jobs.timeoutMs),
+  });
   const stopProbe = probeHealth(engine, store, [s3.output.bucket, s3.storageBucket], health, log, config.healthIntervalMs);
 
   log.info(

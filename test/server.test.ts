@@ -9,6 +9,7 @@ import { status } from "@grpc/grpc-js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { HealthCheckResponse_ServingStatus as Serving } from "../gen/grpc/health/v1/health_pb.js";
+import { listKeys, s3Client } from "./support/s3.js";
 import { cleanEnv, MAIN, QUIET_ENV, startService, type ServiceProcess } from "./support/service.js";
 
 const run = promisify(execFile);
@@ -117,6 +118,26 @@ test("a bad configuration exits non-zero before listening, listing every problem
     assert.not.ok(stdout.includes("chjob serving"));
   } finally {
     rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test("at start ClickHouse writes a probe object to the export location and says so; nothing is left of it", async ({ svc }) => {
+  assert.ok(svc.logs.some((l) => l.includes('"msg":"ClickHouse writes to the export location"')));
+  const keys = await listKeys(s3Client(svc.s3Endpoint), "dekart-dev-local");
+  assert.not.ok(keys.some((k) => k.includes(".chjob-check")), keys.join(", "));
+});
+
+test("when ClickHouse cannot reach S3 (DEKART_CLICKHOUSE_S3_ENDPOINT wrong), the start warns naming the fix", async () => {
+  const svc = await startService({ env: { DEKART_CLICKHOUSE_S3_ENDPOINT: "http://127.0.0.1:1", CHJOB_JOB_TIMEOUT: "3s" }, timeoutMs: 40_000 });
+  try {
+    const warning = svc.logs.find((l) => l.includes("ClickHouse did not manage to write") || l.includes("ClickHouse cannot write"));
+    assert.ok(warning, svc.logs.join("\n"));
+    assert.match(warning!, /http:\/\/127\.0\.0\.1:1\/dekart-dev-local\/files\/\.chjob-check\//);
+    assert.match(warning!, /DEKART_CLICKHOUSE_S3_ENDPOINT/);
+    assert.is(await svc.client().healthCheck(""), Serving.SERVING, "jobs are still served");
+  } finally {
+    assert.is(await svc.stop(), 0);
+    svc.cleanup();
   }
 });
 
