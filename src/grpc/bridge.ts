@@ -25,18 +25,33 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
       throw new Error(`${service.typeName}.${method.name}: ${method.methodKind} methods are not bridged`);
     }
     const { input, output } = method;
+    const serialize = (value: MessageShape<DescMessage>) => Buffer.from(toBinary(output, value));
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream: false,
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (value: MessageShape<DescMessage>) => Buffer.from(toBinary(input, value)),
       requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
-      responseSerialize: (value: MessageShape<DescMessage>) => Buffer.from(toBinary(output, value)),
+      responseSerialize: method.methodKind === "server_streaming" ? sharedBytes(serialize) : serialize,
       responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
       originalName: method.name,
     };
   }
   return definition;
+}
+
+/**
+ * A streamed message written to many streams (one job state to all its
+ * watchers) is serialized once: the bytes are kept as long as the message is.
+ * grpc-js copies them into each frame, so sharing them is safe.
+ */
+function sharedBytes(serialize: (value: MessageShape<DescMessage>) => Buffer): (value: MessageShape<DescMessage>) => Buffer {
+  const bytes = new WeakMap<object, Buffer>();
+  return (value) => {
+    let b = bytes.get(value);
+    if (!b) bytes.set(value, (b = serialize(value)));
+    return b;
+  };
 }
 
 /** The file of each service and its transitive imports, as binary FileDescriptorProtos. */

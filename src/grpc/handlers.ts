@@ -9,9 +9,11 @@ import {
   ListJobsResponseSchema,
   WatchJobResponseSchema,
   type JobService,
+  type WatchJobResponse,
 } from "../../gen/chjob/v1/job_service_pb.js";
 import { jobNotFound } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { JobSnapshot } from "../jobs/job.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { checkJobId, checkPageSize, checkPathId, checkQueryText } from "../jobs/validate.js";
@@ -26,6 +28,17 @@ export interface HandlerDeps {
   registry: JobRegistry;
   log: Logger;
   maxQueryBytes: number;
+}
+
+/**
+ * One message per job state, shared by every watcher of the job (a state is an
+ * immutable snapshot; bridge.ts serializes a shared streamed message once too).
+ */
+const watchMessages = new WeakMap<JobSnapshot, WatchJobResponse>();
+function watchMessage(s: JobSnapshot): WatchJobResponse {
+  let message = watchMessages.get(s);
+  if (!message) watchMessages.set(s, (message = create(WatchJobResponseSchema, { job: toProtoJob(s) })));
+  return message;
 }
 
 export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: HandlerDeps): ServiceHandlers<typeof JobService> {
@@ -85,7 +98,7 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
         call.emit("error", toServiceError(err));
         return;
       }
-      streamStates(call, states, (s) => create(WatchJobResponseSchema, { job: toProtoJob(s) }));
+      streamStates(call, states, watchMessage);
     },
   };
 }
