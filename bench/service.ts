@@ -1,0 +1,254 @@
+// The service side of the bench: the real `chjob serve` as its own process
+// (src/cli/launch.cts), embedded chDB and embedded S3 like the floor's,
+// and a job timed as a client sees it: CreateJob -> DONE on WatchJob.
+import { performance } from "node:perf_hooks";
+import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { JobStatus, type Job } from "../gen/chjob/v1/job_service_pb.js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { JobClient } from "../src/client.js";
+import { parseS3Uri, s3Client } from "../test/support/s3.js";
+import { cleanEnv, MAIN, QUIET_ENV } from "../test/support/service.js";
+import { PROBE, readProbe, type LoopDelay } from "./cpu.js";
+import type { JobSpec } from "./protocol.js";
+import { S3_KEY_ID, S3_SECRET } from "./protocol.js";
+
+export interface BenchService {
+  pid: number;
+  grpcAddress: string;
+  s3Endpoint: string;
+  client: JobClient;
+  s3: S3Client;
+  /** Bytes the service wrote to stdout (its log). */
+  readonly logBytes: number;
+  /** Its log lines, when started with keepLog. */
+  readonly logLines: string[];
+  /** Stops it; with the probe, answers the event loop's delay over its life. */
+  stop(): Promise<LoopDelay | undefined>;
+}
+
+export interface ServiceOptions {
+  logLevel: string;
+  env?: Record<string, string>;
+  /** Node options before the entry, e.g. ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] for profiling. */
+  nodeArgs?: string[];
+  /** Keep the service's log lines (BenchService.logLines). */
+  keepLog?: boolean;
+  /** Preload bench/probe.cjs: the event loop's delay is read at stop. */
+  probe?: boolean;
+}
+
+/** A free TCP port on loopback (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** TCP ports that process `pid` listens on (its sockets in /proc/net/tcp, state LISTEN). */
+function listeningPorts(pid: number): Set<number> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports = new Set<number>();
+  for (const table of ["tcp", "tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === "0A" && inodes.has(f[9]!)) ports.add(parseInt(f[1]!.split(":")[1]!, 16));
+    }
+  }
+  return ports;
+}
+
+/**
+ * `chjob serve` as its own process (the bin entry, which sizes the libuv pool),
+ * in a temp working directory, on free ports. Started by hand rather than with
+ * test/support/service.ts so any log level works: readiness is the health
+ * check answering SERVING, not a log line.
+ */
+export async function startBenchService(opts: ServiceOptions): Promise<BenchService> {
+  // A free port can be taken by another process between our probe and the
+  // service's bind (tests may run alongside): then start again on others.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 5) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOnce(opts: ServiceOptions): Promise<BenchService> {
+  const cwd = mkdtempSync(join(tmpdir(), "chjob-bench-service-"));
+  const [grpcPort, s3Port] = [await freePort(), await freePort()];
+  const grpcAddress = `127.0.0.1:${grpcPort}`;
+  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+  const probeFile = join(cwd, "probe.json");
+  const nodeArgs = [...(opts.nodeArgs ?? []), ...(opts.probe ? ["--require", PROBE] : [])];
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, "serve"], {
+    cwd,
+    env: {
+      ...cleanEnv(),
+      ...QUIET_ENV,
+      CHJOB_GRPC_ADDRESS: grpcAddress,
+      CHJOB_EMBEDDED_S3_ADDRESS: `127.0.0.1:${s3Port}`,
+      CHJOB_DEMO_ROWS: "0",
+      CHJOB_LOG_LEVEL: opts.logLevel,
+      AWS_ACCESS_KEY_ID: S3_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: S3_SECRET,
+      ...(opts.probe ? { BENCH_PROBE_OUT: probeFile } : {}),
+      ...opts.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  live.add(child);
+  let logBytes = 0;
+  const stderr: string[] = [];
+  // The log is read and dropped, as a log collector would take it.
+  const logLines: string[] = [];
+  let partial = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    logBytes += chunk.length;
+    if (!opts.keepLog) return;
+    const lines = (partial + chunk.toString("utf8")).split("\n");
+    partial = lines.pop()!;
+    logLines.push(...lines);
+  });
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr.push(chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => (live.delete(child), resolve(code))));
+  const client = new JobClient(grpcAddress);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      const text = stderr.join("");
+      client.close();
+      rmSync(cwd, { recursive: true, force: true });
+      if (/is in use/.test(text)) throw new PortTaken(text);
+      throw new Error(`the service exited with ${child.exitCode} before serving: ${text}`);
+    }
+    const serving = await client.healthCheck("chjob.v1.JobService", 1_000).then(
+      (s) => s === HealthCheckResponse_ServingStatus.SERVING,
+      () => false,
+    );
+    if (serving) {
+      const ports = listeningPorts(child.pid!);
+      if (ports.has(grpcPort) && ports.has(s3Port)) break;
+      // Something else answered on our port.
+      child.kill("SIGKILL");
+      client.close();
+      await exited;
+      rmSync(cwd, { recursive: true, force: true });
+      throw new PortTaken(`ports ${grpcPort}/${s3Port} were taken by another process`);
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`the service did not serve within 60 s: ${stderr.join("")}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // The probe counts from here: start-up (engine load) is not what is measured.
+  if (opts.probe) await readProbe(child.pid!, probeFile);
+  const s3 = s3Client(s3Endpoint, S3_KEY_ID, S3_SECRET);
+  return {
+    pid: child.pid!,
+    grpcAddress,
+    s3Endpoint,
+    client,
+    s3,
+    get logBytes() {
+      return logBytes;
+    },
+    logLines,
+    stop: async () => {
+      const delay = opts.probe ? await readProbe(child.pid!, probeFile).catch(() => undefined) : undefined;
+      s3.destroy();
+      client.close();
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const code = await exited;
+      clearTimeout(timer);
+      rmSync(cwd, { recursive: true, force: true });
+      if (code !== 0) throw new Error(`the service exited with ${code}: ${stderr.join("")}`);
+      return delay;
+    },
+  };
+}
+
+// A bench that dies takes its services with it.
+const live = new Set<ChildProcess>();
+process.once("exit", () => live.forEach((c) => c.kill("SIGKILL")));
+
+export const TERMINAL = new Set([JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED]);
+
+export interface ServiceJobResult {
+  /** CreateJob sent -> DONE (or other terminal state) received on WatchJob, ms. */
+  ms: number;
+  /** Statuses as the watcher saw them, repeats folded. */
+  statuses: JobStatus[];
+  final: Job;
+}
+
+/** Creates a job and watches it to its end. */
+export async function serviceJob(client: JobClient, spec: JobSpec): Promise<ServiceJobResult> {
+  const t0 = performance.now();
+  const created = await client.createJob({ reportId: spec.reportId, queryId: spec.queryId, queryText: spec.sql });
+  return watchToEnd(client, created.id, t0);
+}
+
+export async function watchToEnd(client: JobClient, jobId: string, t0: number): Promise<ServiceJobResult> {
+  const statuses: JobStatus[] = [];
+  let final: Job | undefined;
+  let ms = NaN;
+  for await (const job of client.watchJob(jobId).states) {
+    if (statuses.at(-1) !== job.status) statuses.push(job.status);
+    if (TERMINAL.has(job.status)) {
+      ms = performance.now() - t0;
+      final = job;
+    }
+  }
+  if (!final) throw new Error(`job ${jobId}: the watch ended without a terminal status (saw ${statuses.map((s) => JobStatus[s]).join(", ")})`);
+  return { ms, statuses, final };
+}
+
+export function mustBeDone(r: ServiceJobResult): void {
+  if (r.final.status !== JobStatus.DONE) throw new Error(`job ${r.final.id} ended ${JobStatus[r.final.status]}: ${r.final.error}`);
+}
+
+/** Removes a job's result object (outside any timed window: keeps the disk small). */
+export async function deleteResult(s3: S3Client, job: Job): Promise<void> {
+  if (job.resultUri) await s3.send(new DeleteObjectCommand(parseS3Uri(job.resultUri)));
+}
+
+/**
+ * Whether a watcher's statuses follow PENDING -> RUNNING -> READING_RESULTS -> DONE
+ * from wherever it joined, skipping none.
+ */
+export function noStatusSkipped(statuses: JobStatus[]): boolean {
+  const order = [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.READING_RESULTS, JobStatus.DONE];
+  const first = order.indexOf(statuses[0]!);
+  if (first < 0) return false;
+  return statuses.every((s, i) => s === order[first + i]) && statuses.at(-1) === JobStatus.DONE;
+}

@@ -1,0 +1,70 @@
+import type { Floor } from "./floor-process.js";
+import type { BenchService, ServiceOptions } from "./service.js";
+
+// What every workload reports: rows of figures (service against floor), whether
+// its bar is met, and the raw per-round figures for the JSON.
+
+export interface Row {
+  metric: string;
+  unit: string;
+  service: number | string;
+  floor: number | string;
+  /** Service against floor: a ratio ("1.01×") or a difference ("+2.3 ms"), or a note. */
+  compare: string;
+  bar: string;
+  /** undefined: informative row with no bar. */
+  met: boolean | undefined;
+}
+
+export interface WorkloadResult {
+  name: string;
+  title: string;
+  rows: Row[];
+  /** Raw figures (per round, per job) for bench/results/latest.json. */
+  details: Record<string, unknown>;
+}
+
+export interface BenchContext {
+  rounds: number;
+  /** How to start the service: log level, extra environment (e.g. CHJOB_PROGRESS_INTERVAL), node options, probe. */
+  service: ServiceOptions;
+  /** Node options for the floor process (e.g. --cpu-prof). */
+  floorNodeArgs: string[];
+  say(line: string): void;
+}
+
+/** Stops the service and then the floor; notes the service's event-loop delay when the probe ran. */
+export async function stopBoth(ctx: BenchContext, svc: BenchService, floor: Floor, details: Record<string, unknown>): Promise<void> {
+  try {
+    const delay = await svc.stop();
+    if (delay) {
+      details.serviceLoopDelayMs = delay;
+      ctx.say(`  service event-loop delay over its life: p50 ${fmt(delay.p50, 2)} ms, p99 ${fmt(delay.p99, 2)} ms, max ${fmt(delay.max, 1)} ms`);
+    }
+  } finally {
+    await floor.stop();
+  }
+}
+
+export interface Workload {
+  name: string;
+  title: string;
+  /** Rounds when --rounds is not given. */
+  defaultRounds: number;
+  run(ctx: BenchContext): Promise<WorkloadResult>;
+}
+
+/** Rounds alternate which side goes first, so neither always runs on a warmer (or more fragmented) machine. */
+export async function alternate(round: number, service: () => Promise<void>, floor: () => Promise<void>): Promise<void> {
+  if (round % 2 === 0) {
+    await service();
+    await floor();
+  } else {
+    await floor();
+    await service();
+  }
+}
+
+export const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+export const ratio = (s: number, f: number) => `${(s / f).toFixed(3)}×`;
+export const diff = (s: number, f: number, unit = "ms") => `${s - f >= 0 ? "+" : ""}${(s - f).toFixed(1)} ${unit}`;
