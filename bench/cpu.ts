@@ -22,15 +22,26 @@ export interface LoopDelay {
   mean: number;
 }
 
+export interface ProbeReport {
+  loopDelayMs: LoopDelay;
+  /** HTTP/2 streams the service wrote to, and the spread of their last writes (ms). */
+  streams: { count: number; lastWriteSpreadMs: number };
+}
+
 /** Asks the probe in `pid` for the loop delay since the last ask (and resets it). */
 export async function readProbe(pid: number, file: string): Promise<LoopDelay> {
+  return (await readProbeReport(pid, file)).loopDelayMs;
+}
+
+/** Asks the probe in `pid` what it saw since the last ask (and resets it). */
+export async function readProbeReport(pid: number, file: string): Promise<ProbeReport> {
   rmSync(file, { force: true });
   process.kill(pid, "SIGUSR2");
   for (let i = 0; i < 200; i++) {
     await new Promise((r) => setTimeout(r, 10));
     if (!existsSync(file)) continue;
     try {
-      return (JSON.parse(readFileSync(file, "utf8")) as { loopDelayMs: LoopDelay }).loopDelayMs;
+      return JSON.parse(readFileSync(file, "utf8")) as ProbeReport;
     } catch {
       // half-written; read again
     }

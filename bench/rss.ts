@@ -1,6 +1,7 @@
 // Resident set size of another process, from /proc/<pid>/status (VmRSS), and a
 // sampler that keeps the peak while a workload runs.
 import { readFileSync } from "node:fs";
+import { median } from "./stats.js";
 
 const MIB = 1024 * 1024;
 
@@ -13,6 +14,16 @@ export function rssOf(pid: number): number {
 }
 
 export const mib = (bytes: number) => bytes / MIB;
+
+/** Median of a few VmRSS samples of a process at rest, in bytes. */
+export async function idleRss(pid: number): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    xs.push(rssOf(pid));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return median(xs);
+}
 
 export interface RssSampler {
   /** Highest VmRSS seen so far, bytes. */

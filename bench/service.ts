@@ -13,7 +13,7 @@ import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_
 import { JobClient } from "../src/client.js";
 import { parseS3Uri, s3Client } from "../test/support/s3.js";
 import { cleanEnv, MAIN, QUIET_ENV } from "../test/support/service.js";
-import { PROBE, readProbe, type LoopDelay } from "./cpu.js";
+import { PROBE, readProbe, readProbeReport, type LoopDelay, type ProbeReport } from "./cpu.js";
 import type { JobSpec } from "./protocol.js";
 import { S3_KEY_ID, S3_SECRET } from "./protocol.js";
 
@@ -27,6 +27,8 @@ export interface BenchService {
   readonly logBytes: number;
   /** Its log lines, when started with keepLog. */
   readonly logLines: string[];
+  /** With the probe: what it saw since the last call (or since start) — and it starts over. */
+  probe(): Promise<ProbeReport>;
   /** Stops it; with the probe, answers the event loop's delay over its life. */
   stop(): Promise<LoopDelay | undefined>;
 }
@@ -182,6 +184,7 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
       return logBytes;
     },
     logLines,
+    probe: () => (opts.probe ? readProbeReport(child.pid!, probeFile) : Promise.reject(new Error("the service runs without the probe"))),
     stop: async () => {
       const delay = opts.probe ? await readProbe(child.pid!, probeFile).catch(() => undefined) : undefined;
       s3.destroy();

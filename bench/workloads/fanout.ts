@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import { JobStatus } from "../../gen/chjob/v1/job_service_pb.js";
 import { JobClient } from "../../src/client.js";
 import { startFloor } from "../floor-process.js";
-import { mib, rssOf, sampleRss } from "../rss.js";
+import { idleRss, mib, sampleRss } from "../rss.js";
 import { mustBeDone, noStatusSkipped, serviceJob, startBenchService, TERMINAL } from "../service.js";
 import { median } from "../stats.js";
 import { fmt, stopBoth, type Workload } from "../workload.js";
@@ -15,17 +15,7 @@ const CONNECTIONS = 10;
 /** A job that runs long enough (3 s) for every watcher to join while it runs, and uses little memory itself. */
 const SQL = "SELECT sleepEachRow(1) AS x FROM numbers(3) SETTINGS max_block_size = 1";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Median of a few VmRSS samples of a process at rest. */
-async function idleRss(pid: number): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    xs.push(rssOf(pid));
-    await sleep(100);
-  }
-  return median(xs);
-}
 
 interface Watcher {
   firstAt: number;

@@ -3,7 +3,7 @@
 // in embedded mode chDB and the S3 server share its process, so the floor
 // process (chDB + S3 server, no service) doing the same job is measured too.
 import { startFloor } from "../floor-process.js";
-import { mib, rssOf, sampleRss } from "../rss.js";
+import { idleRss, mib, sampleRss } from "../rss.js";
 import { deleteResult, mustBeDone, serviceJob, startBenchService } from "../service.js";
 import { median } from "../stats.js";
 import { alternate, fmt, ratio, stopBoth, type Workload } from "../workload.js";
@@ -11,16 +11,7 @@ import { alternate, fmt, ratio, stopBoth, type Workload } from "../workload.js";
 const ROWS = 50_000_000;
 export const MEMORY_SQL = `SELECT number AS n, toString(number * 7) AS s FROM numbers(${ROWS})`;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function idleRss(pid: number): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    xs.push(rssOf(pid));
-    await sleep(100);
-  }
-  return median(xs);
-}
 
 interface Round {
   idleMiB: number;
