@@ -13,7 +13,8 @@ export interface Floor {
   pid: number;
   s3Endpoint: string;
   clickhouseVersion: string;
-  jobs(jobs: JobSpec[], opts?: { concurrency?: number; head?: boolean; deleteResults?: boolean }): Promise<{ timings: FloorJobTiming[]; wallMs: number }>;
+  /** Runs jobs; `cpuMs` is the floor process's CPU over them (all threads, deletes of results left out). */
+  jobs(jobs: JobSpec[], opts?: { concurrency?: number; head?: boolean; deleteResults?: boolean }): Promise<{ timings: FloorJobTiming[]; wallMs: number; cpuMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -21,8 +22,8 @@ export interface Floor {
 export async function startFloor(sessions: number, nodeArgs: string[] = []): Promise<Floor> {
   const child: ChildProcess = fork(FLOOR, [], {
     execArgv: nodeArgs,
-    // The service's launcher gives slots + 1 + 8 pool threads; the floor gets as many.
-    env: { ...cleanEnv(), ...QUIET_ENV, UV_THREADPOOL_SIZE: String(sessions + 1 + 8) },
+    // As many pool threads as the service's launcher gives it with the default 8 slots (8 + 1 + 8), or more.
+    env: { ...cleanEnv(), ...QUIET_ENV, UV_THREADPOOL_SIZE: String(Math.max(8, sessions) + 1 + 8) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -48,7 +49,7 @@ export async function startFloor(sessions: number, nodeArgs: string[] = []): Pro
     clickhouseVersion: init.clickhouseVersion,
     jobs: async (jobs, opts = {}) => {
       const res = await ask<"jobs">({ op: "jobs", jobs, concurrency: opts.concurrency ?? 1, head: opts.head ?? false, deleteResults: opts.deleteResults ?? false });
-      return { timings: res.timings, wallMs: res.wallMs };
+      return { timings: res.timings, wallMs: res.wallMs, cpuMs: res.cpuMs };
     },
     stop: async () => {
       if (child.exitCode === null) {

@@ -42,17 +42,24 @@ async function handle(req: FloorRequest): Promise<FloorResponse> {
       const s = state!;
       const timings: Timed[] = new Array(req.jobs.length);
       let next = 0;
+      let deleteCpuMs = 0;
+      const cpu0 = process.cpuUsage();
       const started = performance.now();
       const worker = async (session: ClickHouseClient) => {
         while (next < req.jobs.length) {
           const i = next++;
           timings[i] = await runJob(s, session, req.jobs[i]!, req.head);
-          if (req.deleteResults) await s.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: timings[i]!.resultKey }));
+          if (req.deleteResults) {
+            const d0 = process.cpuUsage();
+            await s.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: timings[i]!.resultKey }));
+            deleteCpuMs += cpuMs(process.cpuUsage(d0));
+          }
         }
       };
       await Promise.all(s.sessions.slice(0, req.concurrency).map(worker));
       const wallMs = performance.now() - started;
-      return { op: "jobs", timings: timings.map(({ resultKey: _, ...t }) => t), wallMs };
+      const total = cpuMs(process.cpuUsage(cpu0));
+      return { op: "jobs", timings: timings.map(({ resultKey: _, ...t }) => t), wallMs, cpuMs: total - deleteCpuMs };
     }
     case "stop":
       if (state) {
@@ -95,6 +102,8 @@ async function init(sessions: number): Promise<FloorResponse> {
   state = { dir, s3, client, sessions: all };
   return { op: "init", pid: process.pid, s3Endpoint: s3.endpoint, dir, clickhouseVersion: v?.v ?? "?" };
 }
+
+const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 
 interface Timed extends FloorJobTiming {
   resultKey: string;

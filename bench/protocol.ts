@@ -34,7 +34,13 @@ export interface FloorJobTiming {
 
 export type FloorResponse =
   | { op: "init"; pid: number; s3Endpoint: string; dir: string; clickhouseVersion: string }
-  | { op: "jobs"; timings: FloorJobTiming[]; wallMs: number }
+  | {
+      op: "jobs";
+      timings: FloorJobTiming[];
+      wallMs: number;
+      /** CPU of this process (all threads) over the jobs, without the deletes of results, ms. */
+      cpuMs: number;
+    }
   | { op: "stop" }
   | { op: "error"; message: string };
 

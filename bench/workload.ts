@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import type { Floor } from "./floor-process.js";
 import type { BenchService, ServiceOptions } from "./service.js";
 
@@ -54,15 +55,24 @@ export interface Workload {
   run(ctx: BenchContext): Promise<WorkloadResult>;
 }
 
-/** Rounds alternate which side goes first, so neither always runs on a warmer (or more fragmented) machine. */
-export async function alternate(round: number, service: () => Promise<void>, floor: () => Promise<void>): Promise<void> {
-  if (round % 2 === 0) {
-    await service();
-    await floor();
-  } else {
-    await floor();
-    await service();
-  }
+/**
+ * Rounds alternate which side goes first, so neither always runs on a warmer
+ * (or more fragmented) machine. With `settle`, each side starts once the files
+ * the other wrote are on disk: otherwise the second one pays for the first
+ * one's writeback (hundreds of MB for the large and memory workloads).
+ */
+export async function alternate(round: number, service: () => Promise<void>, floor: () => Promise<void>, settle = false): Promise<void> {
+  const [first, second] = round % 2 === 0 ? [service, floor] : [floor, service];
+  if (settle) await settleDisk();
+  await first();
+  if (settle) await settleDisk();
+  await second();
+}
+
+/** Flushes dirty pages (sync) and lets the machine rest a moment. */
+export async function settleDisk(): Promise<void> {
+  spawnSync("sync");
+  await new Promise((r) => setTimeout(r, 300));
 }
 
 export const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));

@@ -1,7 +1,7 @@
 // 3. Fan-out: 1,000 WatchJob streams on one job. Every stream must receive DONE
 // within 100 ms of the first, and the service's RSS must grow by less than 64 MB.
 import { performance } from "node:perf_hooks";
-import { JobStatus } from "../../gen/chjob/v1/job_service_pb.js";
+import { JobStatus, type Job } from "../../gen/chjob/v1/job_service_pb.js";
 import { JobClient } from "../../src/client.js";
 import { startFloor } from "../floor-process.js";
 import { idleRss, mib, sampleRss } from "../rss.js";
@@ -71,23 +71,32 @@ export const fanout: Workload = {
         let allJoined!: () => void;
         const joinedAll = new Promise<void>((resolve) => (allJoined = resolve));
         const watching = Promise.all(
-          Array.from({ length: WATCHERS }, async (_, i): Promise<Watcher> => {
-            const w: Watcher = { firstAt: NaN, firstStatus: JobStatus.UNSPECIFIED, doneAt: NaN, statuses: [] };
-            for await (const job of clients[i % CONNECTIONS]!.watchJob(created.id).states) {
-              const now = performance.now();
-              if (w.statuses.length === 0) {
-                w.firstAt = now;
-                w.firstStatus = job.status;
-                if (++joined === WATCHERS) allJoined();
-              }
-              if (w.statuses.at(-1) !== job.status) w.statuses.push(job.status);
-              if (TERMINAL.has(job.status)) {
-                w.doneAt = now;
-                if (job.status !== JobStatus.DONE) throw new Error(`fan-out job ended ${JobStatus[job.status]}: ${job.error}`);
-              }
-            }
-            return w;
-          }),
+          // One process plays 1,000 clients, so each reads its stream the cheap way: 'data' events on
+          // the call (an async iterator per stream costs this one process several times more CPU).
+          Array.from(
+            { length: WATCHERS },
+            (_, i): Promise<Watcher> =>
+              new Promise((resolve, reject) => {
+                const w: Watcher = { firstAt: NaN, firstStatus: JobStatus.UNSPECIFIED, doneAt: NaN, statuses: [] };
+                const { call } = clients[i % CONNECTIONS]!.watchJob(created.id);
+                call.on("data", ({ job }: { job?: Job }) => {
+                  const now = performance.now();
+                  if (!job) return reject(new Error("a WatchJob message without a job"));
+                  if (w.statuses.length === 0) {
+                    w.firstAt = now;
+                    w.firstStatus = job.status;
+                    if (++joined === WATCHERS) allJoined();
+                  }
+                  if (w.statuses.at(-1) !== job.status) w.statuses.push(job.status);
+                  if (TERMINAL.has(job.status)) {
+                    w.doneAt = now;
+                    if (job.status !== JobStatus.DONE) reject(new Error(`fan-out job ended ${JobStatus[job.status]}: ${job.error}`));
+                  }
+                });
+                call.on("end", () => resolve(w));
+                call.on("error", reject);
+              }),
+          ),
         );
         // From here the probe counts only what the service writes for the rest of the job (DONE above all).
         await Promise.race([joinedAll, watching]);

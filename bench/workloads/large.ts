@@ -11,7 +11,7 @@ export const LARGE_SQL = "SELECT number AS n, toString(number * 7) AS s FROM num
 export const large: Workload = {
   name: "large",
   title: "Large export: 5,000,000 rows × 2 columns",
-  defaultRounds: 9,
+  defaultRounds: 10,
   async run(ctx) {
     const floor = await startFloor(1, ctx.floorNodeArgs);
     const svc = await startBenchService(ctx.service);
@@ -47,15 +47,15 @@ export const large: Workload = {
             await deleteResult(svc.s3, res.final);
           },
           async () => {
-            const cpu = cpuWindow(floor.pid);
-            const { timings } = await floor.jobs([spec], { head: true, deleteResults: true });
-            floorCpu.push(cpu().processMs);
+            const { timings, cpuMs } = await floor.jobs([spec], { head: true, deleteResults: true });
+            floorCpu.push(cpuMs);
             const t = timings[0]!;
             floors.push(t.ms);
             floorExport.push(t.exportMs);
             floorCopy.push(t.copyMs);
             floorSize = t.size;
           },
+          true,
         );
         ctx.say(`  round ${r + 1}: service ${fmt(service.at(-1)!, 0)} ms, floor ${fmt(floors.at(-1)!, 0)} ms`);
       }

@@ -51,9 +51,8 @@ export const small: Workload = {
             clientCpu.push(spent.benchMs / JOBS);
           },
           async () => {
-            const cpu = cpuWindow(floor.pid);
-            const { timings } = await floor.jobs(specs(`f${r}`));
-            floorCpu.push(cpu().processMs / JOBS);
+            const { timings, cpuMs } = await floor.jobs(specs(`f${r}`));
+            floorCpu.push(cpuMs / JOBS);
             floors.push(timings.map((t) => t.ms));
             floorExport.push(...timings.map((t) => t.exportMs));
             floorCopy.push(...timings.map((t) => t.copyMs));

@@ -54,9 +54,9 @@ export const throughput: Workload = {
             skipped += results.filter((x) => x && !noStatusSkipped(x.statuses)).length;
           },
           async () => {
-            const cpu = cpuWindow(floor.pid);
-            floors.push((await floor.jobs(specs(`f${r}`), { concurrency: SLOTS })).wallMs);
-            floorCpu.push(cpu().processMs / JOBS);
+            const { wallMs, cpuMs } = await floor.jobs(specs(`f${r}`), { concurrency: SLOTS });
+            floors.push(wallMs);
+            floorCpu.push(cpuMs / JOBS);
           },
         );
         ctx.say(`  round ${r + 1}: service ${fmt((JOBS / service.at(-1)!) * 1000)} jobs/s, floor ${fmt((JOBS / floors.at(-1)!) * 1000)} jobs/s`);
