@@ -173,7 +173,7 @@ export class JobRunner {
       // The limit covers the export and the copy: a copy that hangs (S3 silent) is stopped too.
       const { timeoutMs } = this.deps.settings;
       const timeout = setTimeout(
-        () => this.stopJob(job, { status: JobStatus.FAILED, error: `the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(timeoutMs)}) and was stopped` }),
+        () => this.stopJob(job, { status: JobStatus.FAILED, error: `${ranTooLong(timeoutMs)} and was stopped` }),
         timeoutMs,
       );
       try {
@@ -215,7 +215,7 @@ export class JobRunner {
       }));
     } catch (err) {
       if (clickHouseCode(err) === 159) {
-        throw new Error(`the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(settings.timeoutMs)}): ${describeClickHouseError(err)}`);
+        throw new JobTimeoutError(`${ranTooLong(settings.timeoutMs)}: ${describeClickHouseError(err)}`);
       }
       throw err;
     } finally {
@@ -339,14 +339,18 @@ export class JobRunner {
 
   /** A failure in words a person can act on, with no secret in it. */
   private describe(err: unknown): string {
-    const text = err instanceof ObjectStoreError ? err.message : describeError(err);
+    const text = err instanceof ObjectStoreError || err instanceof JobTimeoutError ? err.message : describeClickHouseError(err);
     return this.deps.redact(text);
   }
 }
 
-function describeError(err: unknown): string {
-  if (err instanceof Error && !("code" in err) && err.message.startsWith("the job ran longer")) return err.message;
-  return describeClickHouseError(err);
+/** ClickHouse stopped the export at max_execution_time, which the runner sets from CHJOB_JOB_TIMEOUT. */
+class JobTimeoutError extends Error {
+  override readonly name = "JobTimeoutError";
+}
+
+function ranTooLong(timeoutMs: number): string {
+  return `the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(timeoutMs)})`;
 }
 
 function sleep(ms: number): Promise<void> {
