@@ -191,7 +191,8 @@ test("run --json: one protobuf-JSON Job per line, the last one DONE", async (ctx
   assert.is(last.status, "JOB_STATUS_DONE");
   assert.is(typeof last.resultSize, "string", "int64 as a string");
   assert.match(last.resultUri as string, /^s3:\/\/dekart-dev-local\/.+\.csv$/);
-  assert.is(last.totalRows, "1");
+  // Measured (1) or, when another export overlapped it on chDB, absent: never a made-up 0.
+  assert.ok(last.totalRows === "1" || last.totalRows === undefined, `totalRows ${String(last.totalRows)}`);
   assert.ok(jobs.every((j) => j.id === last.id));
   assert.ok(jobs.slice(0, -1).every((j) => j.status !== "JOB_STATUS_DONE"), "DONE comes once, last");
 });

@@ -102,6 +102,23 @@ test("a watcher sees every status in order; 50 watchers see the same; a late wat
   assert.is(Number(late[0]!.totalRows) >= 0, true);
 });
 
+test("row figures: exact for an export that ran alone, absent (not 0) for one that overlapped another on chDB", async ({ client }) => {
+  const alone = (await runToEnd(client, { reportId: "figures", queryId: "alone", queryText: "SELECT 1 AS one" })).states.at(-1)!;
+  assert.is(alone.status, JobStatus.DONE);
+  assert.is(alone.totalRows, 1n);
+  const long = await client.createJob({ reportId: "figures", queryId: "long", queryText: "SELECT sum(cityHash64(number)) FROM numbers(100000000000)" });
+  await waitFor(async () => (await client.getJob(long.id)).status === JobStatus.RUNNING);
+  const beside = (await runToEnd(client, { reportId: "figures", queryId: "beside", queryText: "SELECT 1 AS one" })).states.at(-1)!;
+  assert.is(beside.status, JobStatus.DONE);
+  assert.is(beside.totalRows, undefined, "a figure the engine did not measure is absent");
+  assert.is(beside.bytesProcessed, undefined);
+  await client.cancelJob(long.id);
+  // Right after a cancel the killed export may still be stopping: the next job reports 1 or nothing.
+  const after = (await runToEnd(client, { reportId: "figures", queryId: "after", queryText: "SELECT 1 AS one" })).states.at(-1)!;
+  assert.is(after.status, JobStatus.DONE);
+  assert.ok(after.totalRows === undefined || after.totalRows === 1n, `total_rows ${after.totalRows}`);
+});
+
 test("progress is sampled while RUNNING", async ({ client }) => {
   const created = await client.createJob({ reportId: "progress", queryId: "q", queryText: "SELECT sum(cityHash64(number)) FROM numbers(3000000000)" });
   const states = await collect(client.watchJob(created.id).states);

@@ -128,14 +128,17 @@ export function statusLine(job: Job): string {
   }
 }
 
+/** Shown for a figure the engine did not measure (chDB with exports side by side). */
+const NOT_MEASURED = "not measured";
+
 /** The summary of a finished job: aligned `key  value` lines. */
 export function summaryLines(job: Job): string[] {
   const rows: Array<[string, string]> = [];
   if (job.status === JobStatus.DONE) {
     rows.push(["result_uri", job.resultUri]);
     rows.push(["size", `${formatBytes(job.resultSize)} (${formatCount(job.resultSize)} bytes)`]);
-    rows.push(["rows", formatCount(job.totalRows)]);
-    rows.push(["read", formatBytes(job.bytesProcessed)]);
+    rows.push(["rows", job.totalRows === undefined ? NOT_MEASURED : formatCount(job.totalRows)]);
+    rows.push(["read", job.bytesProcessed === undefined ? NOT_MEASURED : formatBytes(job.bytesProcessed)]);
   }
   rows.push(["duration", formatDuration(jobDurationMs(job))]);
   return aligned(rows);
@@ -159,8 +162,8 @@ export function detailLines(job: Job): string[] {
   if (job.resultUri) rows.push(["result_uri", job.resultUri]);
   if (job.status === JobStatus.DONE) {
     rows.push(["result_size", `${formatBytes(job.resultSize)} (${formatCount(job.resultSize)} bytes)`]);
-    rows.push(["total_rows", formatCount(job.totalRows)]);
-    rows.push(["bytes_processed", `${formatBytes(job.bytesProcessed)} (${formatCount(job.bytesProcessed)} bytes)`]);
+    rows.push(["total_rows", job.totalRows === undefined ? NOT_MEASURED : formatCount(job.totalRows)]);
+    rows.push(["bytes_processed", job.bytesProcessed === undefined ? NOT_MEASURED : `${formatBytes(job.bytesProcessed)} (${formatCount(job.bytesProcessed)} bytes)`]);
   }
   if (p && (p.rowsRead > 0n || p.totalRowsToRead > 0n)) {
     rows.push(["progress", `${progressText(job) || "nothing read yet"}${p.elapsedMs > 0n ? ` in ${formatDuration(Number(p.elapsedMs))}` : ""}`]);
@@ -176,7 +179,7 @@ export function jobTable(jobs: Job[]): string[] {
     j.reportId,
     j.queryId,
     statusName(j.status),
-    j.status === JobStatus.DONE ? formatCount(j.totalRows) : "-",
+    j.status === JobStatus.DONE && j.totalRows !== undefined ? formatCount(j.totalRows) : "-",
     j.status === JobStatus.DONE ? formatBytes(j.resultSize) : "-",
     formatTime(j.createdAt),
   ]);

@@ -15,8 +15,8 @@ export function toProtoJob(s: JobSnapshot): Job {
     resultUri: s.resultUri,
     resultSize: BigInt(s.resultSize),
     exportUri: s.exportUri,
-    totalRows: BigInt(s.totalRows),
-    bytesProcessed: BigInt(s.bytesProcessed),
+    totalRows: s.totalRows === undefined ? undefined : BigInt(s.totalRows),
+    bytesProcessed: s.bytesProcessed === undefined ? undefined : BigInt(s.bytesProcessed),
     progress: create(JobProgressSchema, {
       rowsRead: BigInt(s.progress.rowsRead),
       bytesRead: BigInt(s.progress.bytesRead),

@@ -21,8 +21,10 @@ export interface JobSnapshot {
   readonly resultUri: string;
   readonly resultSize: number;
   readonly exportUri: string;
-  readonly totalRows: number;
-  readonly bytesProcessed: number;
+  /** Rows the export wrote; undefined when the engine did not measure it. */
+  readonly totalRows: number | undefined;
+  /** Bytes the export read; undefined when the engine did not measure it. */
+  readonly bytesProcessed: number | undefined;
   readonly progress: JobProgress;
   /** Milliseconds since the epoch. */
   readonly createdAt: number;
@@ -74,8 +76,8 @@ export function newJob(job: NewJob): JobSnapshot {
     resultUri: "",
     resultSize: 0,
     exportUri: job.exportUri,
-    totalRows: 0,
-    bytesProcessed: 0,
+    totalRows: undefined,
+    bytesProcessed: undefined,
     progress: NO_PROGRESS,
     createdAt: job.now,
     updatedAt: job.now,

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { ClickHouseSettings } from "@clickhouse/client";
 import type { S3Location } from "../config-types.js";
-import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef, type ProcessSample } from "../clickhouse/engine.js";
+import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
 import { jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -68,9 +68,8 @@ interface ActiveJob {
   readonly stop: AbortController;
   /** Settles when the job's whole pipeline has ended (its export and copy have stopped). */
   finished: Promise<void>;
-  lastSample: ProcessSample | undefined;
   /** Rows written and bytes read by the finished export (chDB: read while the copy runs). */
-  figures: Promise<{ totalRows: number; bytesProcessed: number }> | undefined;
+  figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined }> | undefined;
 }
 
 export class JobRunner {
@@ -113,7 +112,6 @@ export class JobRunner {
       resultAt: { bucket: settings.storageBucket, key: `${id}.csv` },
       stop: new AbortController(),
       finished: Promise.resolve(),
-      lastSample: undefined,
       figures: undefined,
     };
     await this.deps.registry.create(job.snapshot);
@@ -208,11 +206,8 @@ export class JobRunner {
     job.stop.signal.addEventListener("abort", onStop, { once: true });
     try {
       const { figures } = await running;
-      // Without exact figures (chDB with exports side by side) the last progress sample is the best there is.
-      job.figures = figures.then((f) => ({
-        totalRows: f.writtenRows ?? job.lastSample?.writtenRows ?? 0,
-        bytesProcessed: f.readBytes ?? job.lastSample?.bytesRead ?? 0,
-      }));
+      // Only measured figures: a progress sample is not final, and 0 would claim an empty result.
+      job.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes }));
     } catch (err) {
       if (clickHouseCode(err) === 159) {
         throw new JobTimeoutError(`${ranTooLong(settings.timeoutMs)}: ${describeClickHouseError(err)}`);
@@ -327,7 +322,6 @@ export class JobRunner {
       for (const job of running) {
         const s = samples.get(job.snapshot.id);
         if (!s) continue;
-        job.lastSample = s;
         this.update(job, (snap) => withProgress(snap, s, this.now()));
       }
     } catch (err) {
