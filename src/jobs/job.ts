@@ -29,8 +29,14 @@ export interface JobSnapshot {
   /** Milliseconds since the epoch. */
   readonly createdAt: number;
   readonly updatedAt: number;
-  /** Increases by one with every published state; lets stores and watchers order states. */
+  /** Increases by one with every stored state; lets the store reject stale writes and watchers order states. */
   readonly version: number;
+  /** Runs of the job so far (0 while it waits; one more for each re-run after its replica died). */
+  readonly attempt: number;
+  /** The replica that runs or last ran the job; "" before any has. */
+  readonly replica: string;
+  /** The CreateJob request_id that made it; "" for none. */
+  readonly requestId: string;
 }
 
 export const NO_PROGRESS: JobProgress = Object.freeze({ rowsRead: 0, bytesRead: 0, totalRowsToRead: 0, elapsedMs: 0 });
@@ -56,49 +62,9 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
   return NEXT[from].includes(to);
 }
 
-export interface NewJob {
-  id: string;
-  reportId: string;
-  queryId: string;
-  queryText: string;
-  exportUri: string;
-  now: number;
-}
+/** What one write may change: a status (with the fields that come with it) and/or progress. */
+export type StateChange = Partial<Pick<JobSnapshot, "status" | "error" | "resultUri" | "resultSize" | "totalRows" | "bytesProcessed" | "progress">>;
 
-export function newJob(job: NewJob): JobSnapshot {
-  return Object.freeze({
-    id: job.id,
-    reportId: job.reportId,
-    queryId: job.queryId,
-    queryText: job.queryText,
-    status: JobStatus.PENDING,
-    error: "",
-    resultUri: "",
-    resultSize: 0,
-    exportUri: job.exportUri,
-    totalRows: undefined,
-    bytesProcessed: undefined,
-    progress: NO_PROGRESS,
-    createdAt: job.now,
-    updatedAt: job.now,
-    version: 1,
-  });
-}
-
-export type StatusChange = Partial<Pick<JobSnapshot, "error" | "resultUri" | "resultSize" | "totalRows" | "bytesProcessed" | "progress">>;
-
-/** The next snapshot with a new status, or undefined when that change is not allowed. */
-export function transition(job: JobSnapshot, status: JobStatus, change: StatusChange, now: number): JobSnapshot | undefined {
-  if (!canTransition(job.status, status)) return undefined;
-  return Object.freeze({ ...job, ...change, status, updatedAt: Math.max(now, job.updatedAt), version: job.version + 1 });
-}
-
-/** The next snapshot with new progress figures; undefined once the job has left RUNNING. */
-export function withProgress(job: JobSnapshot, progress: JobProgress, now: number): JobSnapshot | undefined {
-  if (job.status !== JobStatus.RUNNING) return undefined;
-  const p = job.progress;
-  if (p.rowsRead === progress.rowsRead && p.bytesRead === progress.bytesRead && p.totalRowsToRead === progress.totalRowsToRead && p.elapsedMs === progress.elapsedMs) {
-    return undefined;
-  }
-  return Object.freeze({ ...job, progress: Object.freeze({ ...progress }), updatedAt: Math.max(now, job.updatedAt), version: job.version + 1 });
+export function sameProgress(a: JobProgress, b: JobProgress): boolean {
+  return a.rowsRead === b.rowsRead && a.bytesRead === b.bytesRead && a.totalRowsToRead === b.totalRowsToRead && a.elapsedMs === b.elapsedMs;
 }

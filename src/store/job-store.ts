@@ -1,0 +1,108 @@
+// The job store: where every job's state lives, and the one owner of every
+// rule that spans jobs or processes (supersede, queue bound, claims, cancel
+// requests, leases, retention). Each rule is one transaction, so replicas on
+// one database, and a process restarted on the same data, agree on it.
+import type { Observable } from "rxjs";
+import type { JobSnapshot, StateChange } from "../jobs/job.js";
+
+export interface NewJobRecord {
+  id: string;
+  reportId: string;
+  queryId: string;
+  queryText: string;
+  exportUri: string;
+  /** CreateJob's request_id, or undefined. */
+  requestId: string | undefined;
+  /** Fingerprint of the request that carries `requestId`: the same id with another request is refused. */
+  requestHash: string | undefined;
+}
+
+export type CreateOutcome =
+  /** Stored; `superseded` are the earlier active jobs of the same (report_id, query_id), now CANCELLED. */
+  | { kind: "created"; job: JobSnapshot; superseded: JobSnapshot[] }
+  /** The request_id was seen before with the same request: that job. */
+  | { kind: "existing"; job: JobSnapshot }
+  /** The request_id belongs to a job made by another request. */
+  | { kind: "conflict"; job: JobSnapshot }
+  /** `pending` jobs wait already, at or beyond the limit: nothing stored. */
+  | { kind: "queue-full"; pending: number };
+
+export interface ListQuery {
+  /** Only this report's jobs; undefined for all. */
+  reportId: string | undefined;
+  limit: number;
+  /** The `next` of the previous page. */
+  after: string | undefined;
+}
+
+export interface ListPage {
+  /** Newest first. */
+  jobs: JobSnapshot[];
+  /** Position after this page's last job; undefined on the last page. */
+  next: string | undefined;
+}
+
+export interface ClaimOptions {
+  replica: string;
+  /** At most this many jobs. */
+  max: number;
+  leaseMs: number;
+  /** A job whose replica died this many runs in a row ends FAILED instead of running again. */
+  maxAttempts: number;
+}
+
+export interface WriteOptions {
+  /** The export and copy have stopped: the job's export path is free for the next job of its key. */
+  release?: boolean;
+}
+
+/** A write found the job at another version than the writer's (cancelled, superseded, taken over) or gone. */
+export class StaleStateError extends Error {
+  override readonly name = "StaleStateError";
+  constructor(
+    readonly id: string,
+    /** The job as stored now; undefined when it no longer exists. */
+    readonly current: JobSnapshot | undefined,
+  ) {
+    super(`job ${id} changed underneath the writer (now ${current ? `version ${current.version}` : "gone"})`);
+  }
+}
+
+export interface JobStore {
+  /** For logs and messages: where the store is, with no credentials. */
+  readonly description: string;
+  /** Every committed state of a job, as it commits (in version order per job). */
+  readonly changes: Observable<JobSnapshot>;
+
+  /** Stores a new PENDING job, superseding the active job of its (report_id, query_id); bounded by `queueLimit` waiting jobs. */
+  create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome>;
+  get(id: string): Promise<JobSnapshot | undefined>;
+  list(query: ListQuery): Promise<ListPage>;
+  /** Jobs now waiting for a slot, service-wide. */
+  pendingCount(): Promise<number>;
+
+  /**
+   * Takes work for a replica, FIFO: jobs whose replica stopped renewing its lease
+   * first (run again, or FAILED after maxAttempts), then the oldest PENDING jobs whose
+   * export path is free. Returns the jobs the replica now runs, each at attempt + 1.
+   */
+  claim(opts: ClaimOptions): Promise<JobSnapshot[]>;
+  /**
+   * Writes the next state of a job, if it is still at `fromVersion`; throws
+   * StaleStateError otherwise. Retried while the database is unreachable.
+   */
+  write(id: string, fromVersion: number, change: StateChange, opts?: WriteOptions): Promise<JobSnapshot>;
+  /** Ends an active job CANCELLED with `reason`; a finished job is returned as it is; undefined if none. */
+  requestCancel(id: string, reason: string): Promise<JobSnapshot | undefined>;
+  /** The replica no longer runs anything for the job (after it stopped its export and copy). */
+  release(id: string, replica: string): Promise<void>;
+  /** Extends the leases of the replica's jobs; returns the ids it still holds. */
+  renewLeases(replica: string, leaseMs: number): Promise<string[]>;
+  /** Ends the leases of `owner`'s jobs now (every owner's when undefined): they are orphans, free to be taken over. */
+  expireLeases(owner: string | undefined): Promise<number>;
+  /** Deletes finished jobs that ended more than `retentionMs` ago; returns how many. */
+  deleteExpired(retentionMs: number): Promise<number>;
+  /** A secret kept in the store, made on first use: it signs page tokens, so they survive restarts and work on every replica. */
+  pageTokenKey(): Promise<Buffer>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,105 @@
+// The job store's schema, as numbered migrations applied at start. Replicas
+// starting together take turns through a session-level advisory lock; a
+// database migrated by newer code than this is refused.
+import { quoteIdent, type SqlClient, type SqlRunner } from "./sql.js";
+
+interface Migration {
+  version: number;
+  name: string;
+  /** Statements, one per entry (drivers take one statement per query). */
+  statements: (schema: string) => string[];
+}
+
+const ACTIVE = "(1, 2, 4)"; // PENDING, RUNNING, READING_RESULTS
+const FINISHED = "(5, 6, 7)"; // DONE, FAILED, CANCELLED
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "jobs",
+    statements: (s) => [
+      `CREATE TABLE ${s}.jobs (
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        id uuid PRIMARY KEY,
+        report_id text NOT NULL,
+        query_id text NOT NULL,
+        query_text text NOT NULL,
+        status smallint NOT NULL,
+        error text NOT NULL DEFAULT '',
+        result_uri text NOT NULL DEFAULT '',
+        result_size bigint NOT NULL DEFAULT 0,
+        export_uri text NOT NULL,
+        total_rows bigint,
+        bytes_processed bigint,
+        progress jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        version integer NOT NULL DEFAULT 1,
+        attempt integer NOT NULL DEFAULT 0,
+        replica text NOT NULL DEFAULT '',
+        owner text,
+        lease_until timestamptz,
+        request_id text,
+        request_hash text
+      )`,
+      // One active job per (report_id, query_id): they share one export path.
+      `CREATE UNIQUE INDEX jobs_active_key ON ${s}.jobs (report_id, query_id) WHERE status IN ${ACTIVE}`,
+      `CREATE UNIQUE INDEX jobs_request_id ON ${s}.jobs (request_id) WHERE request_id IS NOT NULL`,
+      `CREATE INDEX jobs_pending ON ${s}.jobs (seq) WHERE status = 1`,
+      `CREATE INDEX jobs_owned ON ${s}.jobs (owner, lease_until) WHERE owner IS NOT NULL`,
+      `CREATE INDEX jobs_by_report ON ${s}.jobs (report_id, seq)`,
+      `CREATE INDEX jobs_finished ON ${s}.jobs (updated_at) WHERE status IN ${FINISHED}`,
+      `CREATE TABLE ${s}.settings (name text PRIMARY KEY, value text NOT NULL)`,
+    ],
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS.at(-1)!.version;
+
+export class SchemaTooNewError extends Error {
+  override readonly name = "SchemaTooNewError";
+}
+
+/** Creates the schema or brings it up to LATEST_VERSION; returns the versions applied. */
+export async function migrate(client: SqlClient, schemaName: string): Promise<number[]> {
+  const s = quoteIdent(schemaName);
+  return client.withSession(async (session) => {
+    await session.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [`chjob migrations ${schemaName}`]);
+    try {
+      await session.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+      await session.query(
+        `CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      const [row] = await session.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${s}.schema_migrations`);
+      const current = row?.v ?? 0;
+      if (current > LATEST_VERSION) {
+        throw new SchemaTooNewError(
+          `the job store's schema ${schemaName} is at version ${current}, newer than this chjob knows (${LATEST_VERSION}): run a newer chjob, or give this one another CHJOB_DATABASE_SCHEMA`,
+        );
+      }
+      const applied: number[] = [];
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        await inTransaction(session, async () => {
+          for (const statement of m.statements(s)) await session.query(statement);
+          await session.query(`INSERT INTO ${s}.schema_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+        });
+        applied.push(m.version);
+      }
+      return applied;
+    } finally {
+      await session.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [`chjob migrations ${schemaName}`]).catch(() => undefined);
+    }
+  });
+}
+
+async function inTransaction(session: SqlRunner, body: () => Promise<void>): Promise<void> {
+  await session.query("BEGIN");
+  try {
+    await body();
+    await session.query("COMMIT");
+  } catch (err) {
+    await session.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,65 @@
+// The embedded job store's SQL client: PGlite (PostgreSQL compiled to
+// WebAssembly) in this process, persisted in a directory. Loaded lazily: it
+// is an optional dependency needed only when no PostgreSQL server is configured.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { lockDirectory } from "./dir-lock.js";
+import type { Row, SqlClient, SqlRunner } from "./sql.js";
+
+type PGliteModule = typeof import("@electric-sql/pglite");
+type PGliteInstance = InstanceType<PGliteModule["PGlite"]>;
+
+async function loadPGlite(): Promise<PGliteModule> {
+  return import("@electric-sql/pglite").catch((err: Error) => {
+    throw new Error(
+      `the embedded job store (npm package @electric-sql/pglite) could not be loaded: ${err.message}. ` +
+        "Install it with `npm install @electric-sql/pglite`, or set CHJOB_DATABASE_URL to a PostgreSQL server.",
+    );
+  });
+}
+
+export async function openPGlite(directory: string): Promise<SqlClient> {
+  mkdirSync(dirname(directory), { recursive: true });
+  const lock = lockDirectory(directory, "CHJOB_DATA_DIR");
+  try {
+    const { PGlite } = await loadPGlite();
+    const db = await PGlite.create(directory);
+    return new PGliteClient(db, directory, () => lock.release());
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+class PGliteClient implements SqlClient {
+  readonly description: string;
+
+  constructor(
+    private readonly db: PGliteInstance,
+    directory: string,
+    private readonly onClose: () => void,
+  ) {
+    this.description = `embedded PostgreSQL (PGlite) at ${directory}`;
+  }
+
+  async query<T extends Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    return (await this.db.query<T>(text, params as unknown[])).rows;
+  }
+
+  transaction<T>(body: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => body({ query: async <R extends Row>(text: string, params: readonly unknown[] = []) => (await tx.query<R>(text, params as unknown[])).rows }));
+  }
+
+  // One connection: a session is the instance itself.
+  withSession<T>(body: (session: SqlRunner) => Promise<T>): Promise<T> {
+    return body(this);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.db.close();
+    } finally {
+      this.onClose();
+    }
+  }
+}

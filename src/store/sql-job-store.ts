@@ -1,0 +1,355 @@
+// The job store in PostgreSQL's dialect, the same SQL on PGlite and on a
+// PostgreSQL server. Every rule is one statement or one transaction; the
+// version column makes each job's writes linear (a stale write is refused).
+import { randomBytes } from "node:crypto";
+import { Subject } from "rxjs";
+import { UnavailableError } from "../errors.js";
+import { isTerminal, JobStatus, NO_PROGRESS, type JobProgress, type JobSnapshot, type StateChange } from "../jobs/job.js";
+import { StaleStateError, type ClaimOptions, type CreateOutcome, type JobStore, type ListPage, type ListQuery, type NewJobRecord, type WriteOptions } from "./job-store.js";
+import { isTransient, quoteIdent, type Row, type SqlClient, type SqlRunner } from "./sql.js";
+
+const COLUMNS = `id::text AS id, report_id, query_id, query_text, status, error, result_uri, result_size::float8 AS result_size,
+  export_uri, total_rows::float8 AS total_rows, bytes_processed::float8 AS bytes_processed, progress,
+  round(extract(epoch FROM created_at) * 1000)::float8 AS created_ms, round(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms,
+  version, attempt, replica, coalesce(request_id, '') AS request_id`;
+
+const ACTIVE = `(${JobStatus.PENDING}, ${JobStatus.RUNNING}, ${JobStatus.READING_RESULTS})`;
+const FINISHED = `(${JobStatus.DONE}, ${JobStatus.FAILED}, ${JobStatus.CANCELLED})`;
+
+/** Column of each field a write may change. */
+const WRITABLE: Record<keyof StateChange, string> = {
+  status: "status",
+  error: "error",
+  resultUri: "result_uri",
+  resultSize: "result_size",
+  totalRows: "total_rows",
+  bytesProcessed: "bytes_processed",
+  progress: "progress",
+};
+
+interface JobRow extends Row {
+  id: string;
+  report_id: string;
+  query_id: string;
+  query_text: string;
+  status: number;
+  error: string;
+  result_uri: string;
+  result_size: number;
+  export_uri: string;
+  total_rows: number | null;
+  bytes_processed: number | null;
+  progress: Partial<JobProgress> | null;
+  created_ms: number;
+  updated_ms: number;
+  version: number;
+  attempt: number;
+  replica: string;
+  request_id: string;
+}
+
+export interface SqlJobStoreOptions {
+  /** Schema of the tables (already migrated). */
+  schema: string;
+  /** Longest pause between retries of a write while the database is unreachable. */
+  maxRetryDelayMs?: number;
+  /** Called when a write is retried (for the log). */
+  onRetry?: (err: unknown, attempt: number) => void;
+}
+
+export class SqlJobStore implements JobStore {
+  private readonly t: string;
+  private readonly settings: string;
+  private readonly changed = new Subject<JobSnapshot>();
+  readonly changes = this.changed.asObservable();
+  private closed = false;
+
+  constructor(
+    private readonly db: SqlClient,
+    private readonly opts: SqlJobStoreOptions,
+  ) {
+    this.t = `${quoteIdent(opts.schema)}.jobs`;
+    this.settings = `${quoteIdent(opts.schema)}.settings`;
+  }
+
+  get description(): string {
+    return this.db.description;
+  }
+
+  async create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome> {
+    const outcome = await this.reading(() =>
+      this.db.transaction(async (tx): Promise<CreateOutcome> => {
+        if (job.requestId !== undefined) {
+          await lock(tx, `request ${job.requestId}`);
+          const [seen] = await tx.query<JobRow & { request_hash: string }>(`SELECT ${COLUMNS}, request_hash FROM ${this.t} WHERE request_id = $1`, [job.requestId]);
+          if (seen) return { kind: seen.request_hash === job.requestHash ? "existing" : "conflict", job: toSnapshot(seen) };
+        }
+        const [{ n }] = (await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.t} WHERE status = ${JobStatus.PENDING}`)) as [{ n: number }];
+        if (n >= queueLimit) return { kind: "queue-full", pending: n };
+        // Creates for one (report_id, query_id) take turns, so each sees the one before it.
+        await lock(tx, `key ${job.reportId}/${job.queryId}`);
+        const superseded = await tx.query<JobRow>(
+          `UPDATE ${this.t} SET status = ${JobStatus.CANCELLED}, error = $3, version = version + 1, updated_at = clock_timestamp(),
+             owner = CASE WHEN status = ${JobStatus.PENDING} THEN NULL ELSE owner END
+           WHERE report_id = $1 AND query_id = $2 AND status IN ${ACTIVE} RETURNING ${COLUMNS}`,
+          [job.reportId, job.queryId, `superseded by job ${job.id} for the same report_id and query_id`],
+        );
+        const [created] = await tx.query<JobRow>(
+          `INSERT INTO ${this.t} (id, report_id, query_id, query_text, status, export_uri, request_id, request_hash)
+           VALUES ($1::uuid, $2, $3, $4, ${JobStatus.PENDING}, $5, $6, $7) RETURNING ${COLUMNS}`,
+          [job.id, job.reportId, job.queryId, job.queryText, job.exportUri, job.requestId ?? null, job.requestHash ?? null],
+        );
+        return { kind: "created", job: toSnapshot(created!), superseded: superseded.map(toSnapshot) };
+      }),
+    );
+    if (outcome.kind === "created") {
+      outcome.superseded.forEach((s) => this.changed.next(s));
+      this.changed.next(outcome.job);
+    }
+    return outcome;
+  }
+
+  async get(id: string): Promise<JobSnapshot | undefined> {
+    const [row] = await this.reading(() => this.db.query<JobRow>(`SELECT ${COLUMNS} FROM ${this.t} WHERE id = $1::uuid`, [id]));
+    return row && toSnapshot(row);
+  }
+
+  async list({ reportId, limit, after }: ListQuery): Promise<ListPage> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (reportId !== undefined) where.push(`report_id = $${params.push(reportId)}`);
+    if (after !== undefined) where.push(`seq < $${params.push(after)}::bigint`);
+    const rows = await this.reading(() =>
+      this.db.query<JobRow & { seq: string }>(
+        `SELECT ${COLUMNS}, seq::text AS seq FROM ${this.t} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY seq DESC LIMIT $${params.push(limit + 1)}::int`,
+        params,
+      ),
+    );
+    const page = rows.slice(0, limit);
+    return { jobs: page.map(toSnapshot), next: rows.length > limit ? page.at(-1)!.seq : undefined };
+  }
+
+  async pendingCount(): Promise<number> {
+    const [row] = await this.reading(() => this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.t} WHERE status = ${JobStatus.PENDING}`));
+    return row?.n ?? 0;
+  }
+
+  async claim({ replica, max, leaseMs, maxAttempts }: ClaimOptions): Promise<JobSnapshot[]> {
+    if (max <= 0) return [];
+    const { claimed, ended } = await this.reading(() =>
+      this.db.transaction(async (tx) => {
+        const lease = `clock_timestamp() + $2::float8 * interval '1 millisecond'`;
+        // Orphans first: jobs whose replica stopped renewing its lease.
+        const orphans = await tx.query<{ id: string; status: number; attempt: number; replica: string }>(
+          `SELECT id::text AS id, status, attempt, replica FROM ${this.t}
+           WHERE owner IS NOT NULL AND lease_until < clock_timestamp() ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED`,
+          [max],
+        );
+        const claimed: JobRow[] = [];
+        const ended: JobRow[] = [];
+        for (const o of orphans) {
+          if (isTerminal(o.status)) {
+            // Ended (cancelled) while its replica died: only the export path is held.
+            await tx.query(`UPDATE ${this.t} SET owner = NULL, lease_until = NULL WHERE id = $1::uuid`, [o.id]);
+          } else if (o.attempt >= maxAttempts) {
+            const [row] = await tx.query<JobRow>(
+              `UPDATE ${this.t} SET status = ${JobStatus.FAILED}, error = $2, owner = NULL, lease_until = NULL, version = version + 1, updated_at = clock_timestamp()
+               WHERE id = $1::uuid RETURNING ${COLUMNS}`,
+              [o.id, `gave up after ${o.attempt} attempts: the replica running it (${o.replica}) stopped before it finished`],
+            );
+            ended.push(row!);
+          } else {
+            // Run again. A job that had finished its export only needs the copy again: it stays READING_RESULTS.
+            const [row] = await tx.query<JobRow>(
+              `UPDATE ${this.t} SET attempt = attempt + 1, owner = $3, replica = $3, lease_until = ${lease}, version = version + 1,
+                 updated_at = clock_timestamp(), progress = CASE WHEN status = ${JobStatus.RUNNING} THEN '{}'::jsonb ELSE progress END
+               WHERE id = $1::uuid RETURNING ${COLUMNS}`,
+              [o.id, leaseMs, replica],
+            );
+            claimed.push(row!);
+          }
+        }
+        const room = max - claimed.length;
+        if (room > 0) {
+          // FIFO, skipping a job whose export path another job of its key still holds (a superseded export stopping).
+          const fresh = await tx.query<JobRow>(
+            `UPDATE ${this.t} SET status = ${JobStatus.RUNNING}, attempt = attempt + 1, owner = $3, replica = $3, lease_until = ${lease},
+               version = version + 1, updated_at = clock_timestamp()
+             WHERE id IN (
+               SELECT j.id FROM ${this.t} j
+               WHERE j.status = ${JobStatus.PENDING}
+                 AND NOT EXISTS (SELECT 1 FROM ${this.t} o WHERE o.report_id = j.report_id AND o.query_id = j.query_id AND o.owner IS NOT NULL)
+               ORDER BY j.seq LIMIT $1::int FOR UPDATE SKIP LOCKED)
+             RETURNING ${COLUMNS}, seq`,
+            [room, leaseMs, replica],
+          );
+          fresh.sort((a, b) => Number(a.seq) - Number(b.seq));
+          claimed.push(...fresh);
+        }
+        return { claimed: claimed.map(toSnapshot), ended: ended.map(toSnapshot) };
+      }),
+    );
+    ended.forEach((s) => this.changed.next(s));
+    claimed.forEach((s) => this.changed.next(s));
+    return claimed;
+  }
+
+  async write(id: string, fromVersion: number, change: StateChange, opts: WriteOptions = {}): Promise<JobSnapshot> {
+    const sets: string[] = ["version = version + 1", "updated_at = clock_timestamp()"];
+    const params: unknown[] = [id, fromVersion];
+    for (const [field, value] of Object.entries(change) as Array<[keyof StateChange, unknown]>) {
+      const column = WRITABLE[field];
+      if (!column) continue;
+      const cast = column === "progress" ? "::jsonb" : column === "status" ? "::smallint" : /size|rows|bytes/.test(column) ? "::bigint" : "";
+      sets.push(`${column} = $${params.push(column === "progress" ? JSON.stringify(value) : (value ?? null))}${cast}`);
+    }
+    if (opts.release) sets.push("owner = NULL", "lease_until = NULL");
+    const sql = `UPDATE ${this.t} SET ${sets.join(", ")} WHERE id = $1::uuid AND version = $2::int RETURNING ${COLUMNS}`;
+    let retried = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [row] = await this.db.query<JobRow>(sql, params);
+        if (row) {
+          const next = toSnapshot(row);
+          this.changed.next(next);
+          return next;
+        }
+        const current = await this.get(id);
+        // A retried write whose first try committed before the connection broke.
+        if (retried && current && current.version === fromVersion + 1 && (change.status === undefined || current.status === change.status)) return current;
+        throw new StaleStateError(id, current);
+      } catch (err) {
+        if (this.closed || !isTransient(err)) throw err;
+        retried = true;
+        this.opts.onRetry?.(err, attempt);
+        await sleep(Math.min(100 * 2 ** (attempt - 1), this.opts.maxRetryDelayMs ?? 2000));
+      }
+    }
+  }
+
+  async requestCancel(id: string, reason: string): Promise<JobSnapshot | undefined> {
+    const [row] = await this.reading(() =>
+      this.db.query<JobRow>(
+        `UPDATE ${this.t} SET status = ${JobStatus.CANCELLED}, error = $2, version = version + 1, updated_at = clock_timestamp(),
+           owner = CASE WHEN status = ${JobStatus.PENDING} THEN NULL ELSE owner END
+         WHERE id = $1::uuid AND status IN ${ACTIVE} RETURNING ${COLUMNS}`,
+        [id, reason],
+      ),
+    );
+    if (!row) return this.get(id);
+    const next = toSnapshot(row);
+    this.changed.next(next);
+    return next;
+  }
+
+  async release(id: string, replica: string): Promise<void> {
+    await this.retrying(() => this.db.query(`UPDATE ${this.t} SET owner = NULL, lease_until = NULL WHERE id = $1::uuid AND owner = $2`, [id, replica]));
+  }
+
+  async renewLeases(replica: string, leaseMs: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      `UPDATE ${this.t} SET lease_until = clock_timestamp() + $2::float8 * interval '1 millisecond' WHERE owner = $1 RETURNING id::text AS id`,
+      [replica, leaseMs],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async expireLeases(owner: string | undefined): Promise<number> {
+    const rows = await this.db.query<{ id: string }>(
+      `UPDATE ${this.t} SET lease_until = clock_timestamp() - interval '1 millisecond' WHERE owner IS NOT NULL ${owner === undefined ? "" : "AND owner = $1"} RETURNING id::text AS id`,
+      owner === undefined ? [] : [owner],
+    );
+    return rows.length;
+  }
+
+  async deleteExpired(retentionMs: number): Promise<number> {
+    const batch = 1000;
+    let total = 0;
+    for (;;) {
+      const rows = await this.db.query<{ id: string }>(
+        `DELETE FROM ${this.t} WHERE id IN (
+           SELECT id FROM ${this.t} WHERE status IN ${FINISHED} AND owner IS NULL AND updated_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
+           ORDER BY updated_at LIMIT ${batch}) RETURNING id::text AS id`,
+        [retentionMs],
+      );
+      total += rows.length;
+      if (rows.length < batch) return total;
+    }
+  }
+
+  async pageTokenKey(): Promise<Buffer> {
+    await this.db.query(`INSERT INTO ${this.settings} (name, value) VALUES ('page_token_key', $1) ON CONFLICT (name) DO NOTHING`, [randomBytes(32).toString("base64")]);
+    const [row] = await this.db.query<{ value: string }>(`SELECT value FROM ${this.settings} WHERE name = 'page_token_key'`);
+    return Buffer.from(row!.value, "base64");
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.changed.complete();
+    await this.db.close();
+  }
+
+  /** Runs a read or a caller's transaction; a database that is away becomes UNAVAILABLE for the caller. */
+  private async reading<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      if (isTransient(err)) throw new UnavailableError(`the job store (${this.db.description}) is unreachable: ${describe(err)}; retry shortly`);
+      throw err;
+    }
+  }
+
+  /** Runs an idempotent statement until it goes through (or the store closes). */
+  private async retrying<T>(body: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await body();
+      } catch (err) {
+        if (this.closed || !isTransient(err)) throw err;
+        this.opts.onRetry?.(err, attempt);
+        await sleep(Math.min(100 * 2 ** (attempt - 1), this.opts.maxRetryDelayMs ?? 2000));
+      }
+    }
+  }
+}
+
+async function lock(tx: SqlRunner, name: string): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [name]);
+}
+
+function toSnapshot(r: JobRow): JobSnapshot {
+  const p = r.progress ?? {};
+  return Object.freeze({
+    id: r.id,
+    reportId: r.report_id,
+    queryId: r.query_id,
+    queryText: r.query_text,
+    status: Number(r.status) as JobStatus,
+    error: r.error,
+    resultUri: r.result_uri,
+    resultSize: Number(r.result_size),
+    exportUri: r.export_uri,
+    totalRows: r.total_rows === null ? undefined : Number(r.total_rows),
+    bytesProcessed: r.bytes_processed === null ? undefined : Number(r.bytes_processed),
+    progress:
+      p.rowsRead === undefined
+        ? NO_PROGRESS
+        : Object.freeze({ rowsRead: p.rowsRead, bytesRead: p.bytesRead ?? 0, totalRowsToRead: p.totalRowsToRead ?? 0, elapsedMs: p.elapsedMs ?? 0 }),
+    createdAt: Number(r.created_ms),
+    updatedAt: Number(r.updated_ms),
+    version: Number(r.version),
+    attempt: Number(r.attempt),
+    replica: r.replica,
+    requestId: r.request_id,
+  });
+}
+
+function describe(err: unknown): string {
+  const e = err as Error & { code?: string };
+  return e.code ? `${e.message} (${e.code})` : String(e?.message ?? err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
