@@ -1,5 +1,5 @@
-// Wires the parts together from the configuration: engines, object store,
-// registry, runner, gRPC server, health; and takes them down in order.
+// Wires the parts together from the configuration: job store, engines, object
+// store, runner, gRPC server, health; and takes them down in order.
 import { join } from "node:path";
 import type { Config } from "./config-types.js";
 import { openEngine } from "./clickhouse/open.js";
@@ -9,8 +9,10 @@ import { ensureDemoTable } from "./demo/ensure.js";
 import { jobServiceHandlers } from "./grpc/handlers.js";
 import { HealthState, Serving } from "./grpc/health.js";
 import { startGrpcServer, type RunningGrpcServer } from "./grpc/server.js";
-import { MemoryJobRegistry } from "./jobs/registry.js";
 import { JobRunner } from "./jobs/runner.js";
+import { JobWatchHub } from "./jobs/watch-hub.js";
+import { openStore } from "./store/open.js";
+import type { JobStore } from "./store/job-store.js";
 import { probeExportPath } from "./jobs/export-probe.js";
 import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
@@ -48,6 +50,11 @@ async function start(
   closeAll: () => Promise<void>,
 ): Promise<Service> {
   const { s3 } = config;
+  // Opening the store (PGlite's first open runs initdb: seconds) overlaps the engine's start.
+  const storeOpening = openStore(config.store, {
+    onRetry: (err, attempt) => log.warn({ err: redact(String(err)), attempt }, "the job store is unreachable; retrying a job's state write"),
+  });
+  closers.push(async () => (await storeOpening.catch(() => undefined))?.close());
   let embeddedS3: EmbeddedS3 | undefined;
   let endpoint = s3.endpoint;
   if (endpoint === undefined) {
@@ -91,12 +98,17 @@ async function start(
 
   if (config.clickhouse.kind === "chdb" && config.demoRows > 0) await ensureDemoTable(engine, config.demoRows, log);
 
-  const registry = new MemoryJobRegistry(config.jobs.retentionMs);
-  closers.push(() => registry.close());
+  const jobs = await storeOpening;
+  // Jobs that were running when this replica (or, on PGlite, the one process that can
+  // open its directory) stopped are orphans: the runner takes them over at once.
+  const orphans = await jobs.expireLeases(config.store.kind === "pglite" ? undefined : config.replica.id);
+  if (orphans > 0) log.info({ jobs: orphans }, "jobs left running by an earlier run of this replica will run again");
+  const watchers = new JobWatchHub(jobs);
+  closers.push(() => watchers.close());
   const runner = new JobRunner({
     engine,
-    store,
-    registry,
+    objects: store,
+    store: jobs,
     log,
     redact,
     settings: {
@@ -111,8 +123,14 @@ async function start(
       maxQueryBytes: config.jobs.maxQueryBytes,
       sampleIntervalMs: config.jobs.progressIntervalMs,
       killWaitMs: 30_000,
+      replicaId: config.replica.id,
+      leaseMs: config.replica.leaseMs,
+      maxAttempts: config.replica.maxAttempts,
+      pollIntervalMs: 1000,
+      serverSideExports: config.clickhouse.kind === "http",
     },
   });
+  const stopRetention = sweepExpired(jobs, config.jobs.retentionMs, log);
 
   const health = new HealthState(HEALTH_SERVICES);
   closers.push(() => health.close());
@@ -121,7 +139,7 @@ async function start(
     authToken: config.grpc.authToken,
     tls: config.grpc.tls,
     maxReceiveBytes: config.jobs.maxQueryBytes + 64 * 1024,
-    jobService: jobServiceHandlers({ runner, registry, log, maxQueryBytes: config.jobs.maxQueryBytes }),
+    jobService: jobServiceHandlers({ runner, store: jobs, watchers, pageTokenKey: await jobs.pageTokenKey(), log, maxQueryBytes: config.jobs.maxQueryBytes }),
     health,
   });
   health.setAll(Serving.SERVING);
@@ -138,6 +156,7 @@ async function start(
     timeoutMs: Math.min(20_000, config.jobs.timeoutMs),
   });
   const stopProbe = probeHealth(engine, store, [s3.output.bucket, s3.storageBucket], health, log, config.healthIntervalMs);
+  runner.start();
 
   log.info(
     {
@@ -145,6 +164,8 @@ async function start(
       tls: Boolean(config.grpc.tls),
       auth: Boolean(config.grpc.authToken),
       clickhouse: engine.description,
+      jobStore: jobs.description,
+      replica: config.replica.id,
       s3: embeddedS3 ? `embedded S3 server at ${endpoint}` : endpoint,
       clickhouseS3Endpoint,
       output: `s3://${s3.output.bucket}/${s3.output.prefix}`,
@@ -162,6 +183,7 @@ async function start(
       (stopping ??= (async () => {
         log.info({ graceMs: config.shutdownGraceMs }, "shutting down");
         stopProbe();
+        stopRetention();
         health.setAll(Serving.NOT_SERVING);
         await runner.shutdown(config.shutdownGraceMs);
         // Watch streams have ended with their jobs' final states by now.
@@ -170,6 +192,25 @@ async function start(
         log.info("stopped");
       })()),
   };
+}
+
+/** Deletes finished jobs past CHJOB_JOB_RETENTION now and then, in batches. */
+function sweepExpired(jobs: JobStore, retentionMs: number, log: Logger): () => void {
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const n = await jobs.deleteExpired(retentionMs);
+      if (n > 0) log.debug({ jobs: n }, "finished jobs past CHJOB_JOB_RETENTION deleted");
+    } catch (err) {
+      log.warn({ err: String(err) }, "could not delete expired jobs");
+    } finally {
+      busy = false;
+    }
+  }, Math.min(Math.max(retentionMs / 10, 250), 60_000));
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 async function checkBuckets(store: ObjectStore, buckets: string[]): Promise<void> {

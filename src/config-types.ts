@@ -49,6 +49,9 @@ export interface S3Settings {
   copy: { multipartThreshold: number; partSize: number };
 }
 
+export type { StoreTarget } from "./store/open.js";
+import type { StoreTarget } from "./store/open.js";
+
 export interface Config {
   clickhouse: ClickHouseTarget;
   s3: S3Settings;
@@ -73,4 +76,6 @@ export interface Config {
   healthIntervalMs: number;
   logLevel: LogLevel;
   demoRows: number;
+  store: StoreTarget;
+  replica: { id: string; leaseMs: number; maxAttempts: number };
 }

@@ -7,10 +7,11 @@
 // empty real variable overriding it, means "use the default").
 
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { parseEnv } from "node:util";
 import { parseBool, parseClickHouseDsn } from "./clickhouse/dsn.js";
-import type { ClickHouseTarget, Config, LogLevel, S3Location } from "./config-types.js";
+import type { ClickHouseTarget, Config, LogLevel, S3Location, StoreTarget } from "./config-types.js";
 import { parseDuration } from "./durations.js";
 
 export type Env = Record<string, string | undefined>;
@@ -412,6 +413,28 @@ export function parseConfig(env: Env, opts: { cwd?: string } = {}): ConfigResult
       healthIntervalMs,
       logLevel,
       demoRows,
+      // Interim: the config table (src/config/) parses these fully.
+      store: storeTarget(c.get("CHJOB_DATABASE_URL"), dataDir, c.get("CHJOB_DATABASE_SCHEMA") ?? "chjob"),
+      replica: {
+        id: c.get("CHJOB_REPLICA_ID") ?? `${os.hostname()}-${process.pid}`,
+        leaseMs: c.duration("CHJOB_LEASE", "15s", { allowZero: false, max: MAX_TIMER_MS }),
+        maxAttempts: c.integer("CHJOB_MAX_ATTEMPTS", 3, 1),
+      },
     },
+  };
+}
+
+function storeTarget(url: string | undefined, dataDir: string, schema: string): StoreTarget {
+  if (url === undefined) return { kind: "pglite", directory: path.join(dataDir, "jobs"), schema };
+  const u = new URL(url);
+  return {
+    kind: "postgres",
+    url,
+    host: u.hostname,
+    port: Number(u.port || 5432),
+    database: decodeURIComponent(u.pathname.slice(1)),
+    user: decodeURIComponent(u.username),
+    schema,
+    source: "CHJOB_DATABASE_URL",
   };
 }

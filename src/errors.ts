@@ -23,6 +23,10 @@ export class UnavailableError extends Error {
   override readonly name = "UnavailableError";
 }
 
+export class AlreadyExistsError extends Error {
+  override readonly name = "AlreadyExistsError";
+}
+
 export class UnauthenticatedError extends Error {
   override readonly name = "UnauthenticatedError";
 }

@@ -25,5 +25,8 @@ export function toProtoJob(s: JobSnapshot): Job {
     }),
     createdAt: timestampFromMs(s.createdAt),
     updatedAt: timestampFromMs(s.updatedAt),
+    attempt: s.attempt,
+    replica: s.replica,
+    requestId: s.requestId,
   });
 }

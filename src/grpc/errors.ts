@@ -1,6 +1,6 @@
 // Domain errors to gRPC status codes, in one place.
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 
 const CODES: Array<[new (...args: never[]) => Error, status]> = [
   [InvalidArgumentError, status.INVALID_ARGUMENT],
@@ -8,6 +8,7 @@ const CODES: Array<[new (...args: never[]) => Error, status]> = [
   [ResourceExhaustedError, status.RESOURCE_EXHAUSTED],
   [UnavailableError, status.UNAVAILABLE],
   [UnauthenticatedError, status.UNAUTHENTICATED],
+  [AlreadyExistsError, status.ALREADY_EXISTS],
 ];
 
 /** The gRPC error for a thrown value; anything unexpected is INTERNAL with a generic message (the cause is logged). */

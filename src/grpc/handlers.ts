@@ -14,9 +14,10 @@ import {
 import { jobNotFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { JobSnapshot } from "../jobs/job.js";
-import type { JobRegistry } from "../jobs/registry.js";
 import type { JobRunner } from "../jobs/runner.js";
-import { checkJobId, checkPageSize, checkPathId, checkQueryText } from "../jobs/validate.js";
+import { checkJobId, checkPageSize, checkPathId, checkQueryText, checkRequestId } from "../jobs/validate.js";
+import type { JobWatchHub } from "../jobs/watch-hub.js";
+import type { JobStore } from "../store/job-store.js";
 import type { ServiceHandlers } from "./bridge.js";
 import { toProtoJob } from "./convert.js";
 import { isExpected, toServiceError } from "./errors.js";
@@ -25,7 +26,10 @@ import { streamStates } from "./watch.js";
 
 export interface HandlerDeps {
   runner: JobRunner;
-  registry: JobRegistry;
+  store: JobStore;
+  watchers: JobWatchHub;
+  /** Signs page tokens; kept in the store, so tokens outlive restarts. */
+  pageTokenKey: Buffer;
   log: Logger;
   maxQueryBytes: number;
 }
@@ -41,8 +45,8 @@ function watchMessage(s: JobSnapshot): WatchJobResponse {
   return message;
 }
 
-export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: HandlerDeps): ServiceHandlers<typeof JobService> {
-  const tokens = new PageTokens();
+export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log, maxQueryBytes }: HandlerDeps): ServiceHandlers<typeof JobService> {
+  const tokens = new PageTokens(pageTokenKey);
 
   /** Runs a unary handler body and answers with its value or its error's status. */
   const unary =
@@ -58,7 +62,7 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
     };
 
   const mustExist = async (id: string) => {
-    const job = await registry.get(checkJobId(id));
+    const job = await store.get(checkJobId(id));
     if (!job) throw jobNotFound(id);
     return job;
   };
@@ -67,8 +71,9 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
     createJob: unary("CreateJob", async (req) => {
       const reportId = checkPathId("report_id", req.reportId);
       const queryId = checkPathId("query_id", req.queryId);
-      const statement = checkQueryText(req.queryText, maxQueryBytes);
-      const job = await runner.create({ reportId, queryId, queryText: req.queryText, statement });
+      checkQueryText(req.queryText, maxQueryBytes);
+      const requestId = req.requestId === "" ? undefined : checkRequestId(req.requestId);
+      const job = await runner.create({ reportId, queryId, queryText: req.queryText, requestId });
       return create(CreateJobResponseSchema, { job: toProtoJob(job) });
     }),
 
@@ -80,7 +85,7 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
       const reportId = req.reportId === "" ? "" : checkPathId("report_id", req.reportId);
       const limit = checkPageSize(req.pageSize);
       const after = req.pageToken === "" ? undefined : tokens.decode(req.pageToken, reportId);
-      const page = await registry.list({ reportId: reportId || undefined, limit, after });
+      const page = await store.list({ reportId: reportId || undefined, limit, after });
       return create(ListJobsResponseSchema, {
         jobs: page.jobs.map(toProtoJob),
         nextPageToken: page.next === undefined ? "" : tokens.encode(reportId, page.next),
@@ -88,17 +93,20 @@ export function jobServiceHandlers({ runner, registry, log, maxQueryBytes }: Han
     }),
 
     watchJob: (call) => {
-      let states;
-      try {
+      const start = async () => {
         const id = checkJobId(call.request.jobId);
-        states = registry.watch(id);
+        const states = await watchers.watch(id);
         if (!states) throw jobNotFound(id);
-      } catch (err) {
-        // grpc-js turns an 'error' event on a server stream into the call's status.
-        call.emit("error", toServiceError(err));
-        return;
-      }
-      streamStates(call, states, watchMessage);
+        return states;
+      };
+      start().then(
+        (states) => streamStates(call, states, watchMessage),
+        (err: unknown) => {
+          if (!isExpected(err)) log.error({ method: "WatchJob", err: String((err as Error)?.stack ?? err) }, "unexpected error");
+          // grpc-js turns an 'error' event on a server stream into the call's status.
+          call.emit("error", toServiceError(err));
+        },
+      );
     },
   };
 }

@@ -1,19 +1,21 @@
-// Runs jobs: export with ClickHouse's s3(), server-side copy to the result
-// object, and every status change published to the registry. Also owns the
-// rules around it: export slots and the queue, one active job per
-// (report_id, query_id), cancel, timeout and shutdown.
-import { randomUUID } from "node:crypto";
+// Runs the jobs this process claims from the job store: export with
+// ClickHouse's s3(), server-side copy to the result object, each status
+// written to the store in order. The rules that span jobs or processes
+// (supersede, queue, claims, cancel requests, leases) are the store's; the
+// runner executes what it claimed and stops what the store says has ended.
+import { createHash, randomUUID } from "node:crypto";
 import type { ClickHouseSettings } from "@clickhouse/client";
+import type { Subscription } from "rxjs";
 import type { S3Location } from "../config-types.js";
 import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
-import { jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
+import { AlreadyExistsError, jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
 import { ObjectStoreError, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
-import { JobStatus, newJob, transition, withProgress, type JobSnapshot, type StatusChange } from "./job.js";
-import type { JobRegistry } from "./registry.js";
-import { Slots } from "./slots.js";
+import { StaleStateError, type JobStore } from "../store/job-store.js";
+import { canTransition, isTerminal, JobStatus, sameProgress, type JobSnapshot, type StateChange } from "./job.js";
+import { checkQueryText } from "./validate.js";
 
 export interface RunnerSettings {
   /** S3 endpoint as ClickHouse reaches it. */
@@ -31,16 +33,23 @@ export interface RunnerSettings {
   sampleIntervalMs: number;
   /** After a kill, how long to wait for the export to stop before giving up on it. */
   killWaitMs: number;
+  /** This replica's name in the store (Job.replica, leases). */
+  replicaId: string;
+  leaseMs: number;
+  maxAttempts: number;
+  /** How often the shared queue is looked at besides the wake-ups this process gets. */
+  pollIntervalMs: number;
+  /** Whether the engine keeps running an export whose client went away (a ClickHouse server does, chDB does not). */
+  serverSideExports: boolean;
 }
 
 export interface RunnerDeps {
   engine: ClickHouseEngine;
-  store: ObjectStore;
-  registry: JobRegistry;
+  objects: ObjectStore;
+  store: JobStore;
   log: Logger;
   redact: Redactor;
   settings: RunnerSettings;
-  now?: () => number;
 }
 
 export interface JobRequest {
@@ -48,253 +57,361 @@ export interface JobRequest {
   queryId: string;
   /** As the client sent it (kept on the job). */
   queryText: string;
-  /** The one checked statement the export runs. */
-  statement: string;
+  /** CreateJob's request_id, if any. */
+  requestId: string | undefined;
 }
 
-/** Why a job stopped early: the status it ends in and the error it carries. */
-interface StopReason {
-  status: JobStatus.CANCELLED | JobStatus.FAILED;
-  error: string;
-}
-
-interface ActiveJob {
+interface RunningJob {
+  /** The newest state this runner knows (its own writes, or what the store said). */
   snapshot: JobSnapshot;
-  readonly key: string;
   readonly ref: ExportRef;
-  readonly sql: string;
   readonly exportAt: ObjectLocation;
   readonly resultAt: ObjectLocation;
+  /** Aborted when the job must stop: ended elsewhere (cancel, supersede), timed out, lease lost. */
   readonly stop: AbortController;
-  /** Settles when the job's whole pipeline has ended (its export and copy have stopped). */
-  finished: Promise<void>;
-  /** Rows written and bytes read by the finished export (chDB: read while the copy runs). */
+  /** This job's writes, one after another (a progress sample and a status change never race). */
+  writes: Promise<unknown>;
+  /** The version this runner's write in flight will give the job: its own echo from the store is not news. */
+  writing: number | undefined;
   figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined }> | undefined;
 }
 
 export class JobRunner {
-  private readonly active = new Map<string, ActiveJob>();
-  /** The newest active job of each (report_id, query_id). */
-  private readonly byKey = new Map<string, ActiveJob>();
-  private readonly slots: Slots;
-  private readonly now: () => number;
+  private readonly running = new Map<string, RunningJob>();
   private accepting = true;
+  private claiming = false;
+  private claimAgain = false;
+  private readonly timers: NodeJS.Timeout[] = [];
   private sampler: NodeJS.Timeout | undefined;
   private sampling = false;
+  private changes: Subscription | undefined;
 
-  constructor(private readonly deps: RunnerDeps) {
-    this.slots = new Slots(deps.settings.maxConcurrent);
-    this.now = deps.now ?? Date.now;
-  }
+  constructor(private readonly deps: RunnerDeps) {}
 
   get activeCount(): number {
-    return this.active.size;
+    return this.running.size;
+  }
+
+  /** Starts taking work from the store's queue (jobs left by an earlier run included). */
+  start(): void {
+    const { store, settings } = this.deps;
+    this.changes = store.changes.subscribe((s) => this.onStoredState(s));
+    const poll = setInterval(() => this.wake(), settings.pollIntervalMs);
+    const renew = setInterval(() => void this.renewLeases(), Math.max(250, Math.floor(settings.leaseMs / 3)));
+    this.timers.push(poll, renew);
+    this.wake();
   }
 
   async create(req: JobRequest): Promise<JobSnapshot> {
     if (!this.accepting) throw new UnavailableError("the service is shutting down; send the job to another instance or retry later");
-    const { settings } = this.deps;
-    const pending = [...this.active.values()].filter((j) => j.snapshot.status === JobStatus.PENDING).length;
-    if (pending >= this.slots.free + settings.maxQueued) {
-      throw new ResourceExhaustedError(
-        `the job queue is full (${settings.maxConcurrent} running, ${pending} waiting; CHJOB_MAX_QUEUED_JOBS=${settings.maxQueued}); retry later`,
-      );
-    }
+    const { settings, store, log } = this.deps;
     const id = randomUUID();
-    const exportAt = { bucket: settings.output.bucket, key: exportKey(settings.output.prefix, req.reportId, req.queryId) };
-    const url = objectUrl(settings.clickhouseS3Endpoint, exportAt.bucket, exportAt.key);
-    const job: ActiveJob = {
-      snapshot: newJob({ id, reportId: req.reportId, queryId: req.queryId, queryText: req.queryText, exportUri: s3Uri(exportAt), now: this.now() }),
-      key: `${req.reportId}/${req.queryId}`,
-      ref: { jobId: id, url },
-      sql: exportSql({ endpoint: settings.clickhouseS3Endpoint, ...exportAt, accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey }, req.statement),
-      exportAt,
-      resultAt: { bucket: settings.storageBucket, key: `${id}.csv` },
-      stop: new AbortController(),
-      finished: Promise.resolve(),
-      figures: undefined,
-    };
-    await this.deps.registry.create(job.snapshot);
-    this.deps.log.info({ job: id, report: req.reportId, query: req.queryId, status: "PENDING" }, "job created");
-
-    const earlier = this.byKey.get(job.key);
-    this.byKey.set(job.key, job);
-    this.active.set(id, job);
-    if (earlier) this.stopJob(earlier, { status: JobStatus.CANCELLED, error: `superseded by job ${id} for the same report_id and query_id` });
-    job.finished = this.run(job, earlier?.finished).finally(() => {
-      this.active.delete(id);
-      if (this.byKey.get(job.key) === job) this.byKey.delete(job.key);
-    });
-    return job.snapshot;
+    const exportAt = this.exportLocation(req.reportId, req.queryId);
+    // Jobs that this replica's free slots take at once do not count as waiting.
+    const outcome = await store.create(
+      {
+        id,
+        reportId: req.reportId,
+        queryId: req.queryId,
+        queryText: req.queryText,
+        exportUri: s3Uri(exportAt),
+        requestId: req.requestId,
+        requestHash: req.requestId === undefined ? undefined : requestHash(req),
+      },
+      settings.maxQueued + Math.max(0, settings.maxConcurrent - this.running.size),
+    );
+    switch (outcome.kind) {
+      case "queue-full":
+        throw new ResourceExhaustedError(
+          `the job queue is full (${outcome.pending} waiting; CHJOB_MAX_QUEUED_JOBS=${settings.maxQueued}); retry later`,
+        );
+      case "conflict":
+        throw new AlreadyExistsError(
+          `request_id ${req.requestId} was used for job ${outcome.job.id} with another request (report_id, query_id or query_text differ); send a new request_id for a new job`,
+        );
+      case "existing":
+        return outcome.job;
+      case "created":
+        log.info({ job: id, report: req.reportId, query: req.queryId, status: "PENDING", ...(req.requestId ? { requestId: req.requestId } : {}) }, "job created");
+        for (const s of outcome.superseded) log.info({ job: s.id, status: "CANCELLED", by: id }, "job superseded");
+        this.wake();
+        return outcome.job;
+    }
   }
 
-  /** Cancels an active job; a finished one is returned as it is. */
+  /** Ends an active job CANCELLED (the replica running it stops its export); a finished one is returned as it is. */
   async cancel(id: string): Promise<JobSnapshot> {
-    const job = this.active.get(id);
-    if (job) {
-      this.stopJob(job, { status: JobStatus.CANCELLED, error: "cancelled by CancelJob" });
-      return job.snapshot;
-    }
-    const snapshot = await this.deps.registry.get(id);
-    if (!snapshot) throw jobNotFound(id);
-    return snapshot;
+    const job = await this.deps.store.requestCancel(id, "cancelled by CancelJob");
+    if (!job) throw jobNotFound(id);
+    return job;
   }
 
   /**
-   * Stops taking jobs, lets running ones finish for up to `graceMs`, then
-   * cancels the rest on the server and waits for them to stop.
+   * Stops claiming, lets running jobs finish for up to `graceMs`, then cancels
+   * the rest and waits for their exports to stop. Waiting jobs stay queued in the store.
    */
   async shutdown(graceMs: number): Promise<void> {
     this.accepting = false;
-    const all = () => Promise.allSettled([...this.active.values()].map((j) => j.finished));
-    if (this.active.size > 0) {
-      this.deps.log.info({ jobs: this.active.size, graceMs }, "waiting for active jobs before shutdown");
+    const all = () => Promise.allSettled([...this.running.values()].map((r) => this.settled(r)));
+    if (this.running.size > 0) {
+      this.deps.log.info({ jobs: this.running.size, graceMs }, "waiting for active jobs before shutdown");
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
     }
-    for (const job of this.active.values()) {
-      this.stopJob(job, { status: JobStatus.CANCELLED, error: "cancelled: the service shut down before the job finished" });
+    for (const r of this.running.values()) {
+      await this.deps.store
+        .requestCancel(r.snapshot.id, "cancelled: the service shut down before the job finished")
+        .catch((err) => this.deps.log.warn({ job: r.snapshot.id, err: String(err) }, "could not cancel at shutdown"));
+      r.stop.abort();
     }
     await all();
+    this.timers.forEach(clearInterval);
     this.stopSampler();
+    this.changes?.unsubscribe();
   }
 
-  private async run(job: ActiveJob, earlier: Promise<void> | undefined): Promise<void> {
-    const signal = job.stop.signal;
+  private readonly finished = new Map<string, Promise<void>>();
+  private settled(r: RunningJob): Promise<void> {
+    return this.finished.get(r.snapshot.id) ?? Promise.resolve();
+  }
+
+  /** Claims work while slots are free; one claim loop at a time. */
+  private wake(): void {
+    if (!this.accepting) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = true;
+    void this.claimLoop().finally(() => (this.claiming = false));
+  }
+
+  private async claimLoop(): Promise<void> {
+    const { store, settings, log } = this.deps;
     try {
-      // The shared export path must hold only the newest result: wait until
-      // the superseded job's export and copy have stopped.
-      if (earlier) await earlier;
-      signal.throwIfAborted();
-      await this.slots.acquire(signal);
-      // The limit covers the export and the copy: a copy that hangs (S3 silent) is stopped too.
-      const { timeoutMs } = this.deps.settings;
-      const timeout = setTimeout(
-        () => this.stopJob(job, { status: JobStatus.FAILED, error: `${ranTooLong(timeoutMs)} and was stopped` }),
-        timeoutMs,
-      );
-      try {
-        signal.throwIfAborted();
-        await this.export(job);
-        signal.throwIfAborted();
-        this.update(job, (s) => transition(s, JobStatus.READING_RESULTS, {}, this.now()));
-        await this.copy(job);
-      } finally {
-        clearTimeout(timeout);
-        this.slots.release();
-      }
+      do {
+        this.claimAgain = false;
+        while (this.accepting && this.running.size < settings.maxConcurrent) {
+          const jobs = await store.claim({
+            replica: settings.replicaId,
+            max: settings.maxConcurrent - this.running.size,
+            leaseMs: settings.leaseMs,
+            maxAttempts: settings.maxAttempts,
+          });
+          if (jobs.length === 0) break;
+          jobs.forEach((j) => this.execute(j));
+        }
+      } while (this.claimAgain && this.accepting);
     } catch (err) {
-      if (!signal.aborted) this.finish(job, { status: JobStatus.FAILED, error: this.describe(err) });
+      log.warn({ err: String(err) }, "could not claim jobs from the store; trying again shortly");
     }
   }
 
-  private async export(job: ActiveJob): Promise<void> {
+  private exportLocation(reportId: string, queryId: string): ObjectLocation {
+    const { output } = this.deps.settings;
+    return { bucket: output.bucket, key: exportKey(output.prefix, reportId, queryId) };
+  }
+
+  private execute(job: JobSnapshot): void {
+    const { settings } = this.deps;
+    const exportAt = this.exportLocation(job.reportId, job.queryId);
+    const r: RunningJob = {
+      snapshot: job,
+      ref: { jobId: job.id, url: objectUrl(settings.clickhouseS3Endpoint, exportAt.bucket, exportAt.key) },
+      exportAt,
+      resultAt: { bucket: settings.storageBucket, key: `${job.id}.csv` },
+      stop: new AbortController(),
+      writes: Promise.resolve(),
+      writing: undefined,
+      figures: undefined,
+    };
+    this.running.set(job.id, r);
+    this.logStatus(job, undefined);
+    const done = this.run(r)
+      .catch((err) => this.deps.log.error({ job: job.id, err: String((err as Error)?.stack ?? err) }, "job runner failed"))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.finished.delete(job.id);
+        this.wake();
+      });
+    this.finished.set(job.id, done);
+  }
+
+  private async run(r: RunningJob): Promise<void> {
+    const { settings, store, log } = this.deps;
+    const signal = r.stop.signal;
+    // The limit covers the export and the copy: a copy that hangs (S3 silent) is stopped too.
+    const timeout = setTimeout(() => void this.endEarly(r, JobStatus.FAILED, `${ranTooLong(settings.timeoutMs)} and was stopped`), settings.timeoutMs);
+    try {
+      if (r.snapshot.attempt > 1) log.info({ job: r.snapshot.id, attempt: r.snapshot.attempt, status: JobStatus[r.snapshot.status] }, "running the job again: the replica that ran it stopped");
+      if (r.snapshot.status === JobStatus.RUNNING) {
+        await this.export(r);
+        signal.throwIfAborted();
+        if (!(await this.write(r, { status: JobStatus.READING_RESULTS }))) return;
+      }
+      await this.copy(r);
+    } catch (err) {
+      if (!signal.aborted) await this.write(r, { status: JobStatus.FAILED, error: this.describe(err) }, true);
+    } finally {
+      clearTimeout(timeout);
+      if (signal.aborted) {
+        // Ended by someone else, by the timeout or the shutdown: the export and copy have
+        // stopped by now, and nothing may stay at result_uri.
+        await this.removeResult(r);
+        await store.release(r.snapshot.id, settings.replicaId).catch((err) => log.warn({ job: r.snapshot.id, err: String(err) }, "could not release the job"));
+      }
+    }
+  }
+
+  private async export(r: RunningJob): Promise<void> {
     const { engine, settings } = this.deps;
-    this.update(job, (s) => transition(s, JobStatus.RUNNING, {}, this.now()));
-    this.deps.log.debug({ job: job.snapshot.id, sql: job.sql }, "export statement");
+    const sql = exportSql(
+      { endpoint: settings.clickhouseS3Endpoint, ...r.exportAt, accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+      checkQueryText(r.snapshot.queryText, settings.maxQueryBytes),
+    );
+    this.deps.log.debug({ job: r.snapshot.id, sql }, "export statement");
     const exportSettings: ClickHouseSettings = {
       s3_truncate_on_insert: 1,
       // ClickHouse parses at most 256 KiB by default; every accepted query must fit with the s3() head.
       max_query_size: String(Math.max(262_144, settings.maxQueryBytes + 65_536)),
       // The server stops the query itself too, should this process be gone.
       max_execution_time: Math.ceil(settings.timeoutMs / 1000),
+      // A run after a replica died: its export may still run on the server under the same query_id.
+      ...(r.snapshot.attempt > 1 && settings.serverSideExports ? { replace_running_query: 1 } : {}),
     };
-    const running = engine.runExport(job.ref, job.sql, exportSettings);
+    const running = engine.runExport(r.ref, sql, exportSettings);
     this.startSampler();
-    const onStop = () => void this.killUntilStopped(job, running);
-    job.stop.signal.addEventListener("abort", onStop, { once: true });
+    const onStop = () => void this.killUntilStopped(r, running);
+    r.stop.signal.addEventListener("abort", onStop, { once: true });
     try {
       const { figures } = await running;
       // Only measured figures: a progress sample is not final, and 0 would claim an empty result.
-      job.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes }));
+      r.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes }));
     } catch (err) {
       if (clickHouseCode(err) === 159) {
         throw new JobTimeoutError(`${ranTooLong(settings.timeoutMs)}: ${describeClickHouseError(err)}`);
       }
       throw err;
     } finally {
-      job.stop.signal.removeEventListener("abort", onStop);
+      r.stop.signal.removeEventListener("abort", onStop);
     }
   }
 
-  private async copy(job: ActiveJob): Promise<void> {
-    const { store } = this.deps;
-    const signal = job.stop.signal;
+  private async copy(r: RunningJob): Promise<void> {
     let size: number;
     try {
-      ({ size } = await store.copy(job.exportAt, job.resultAt, signal));
+      ({ size } = await this.deps.objects.copy(r.exportAt, r.resultAt, r.stop.signal));
     } catch (err) {
-      await this.removeResult(job);
+      await this.removeResult(r);
       throw err;
     }
-    const figures = await job.figures;
-    const done = this.finish(job, {
-      status: JobStatus.DONE,
-      change: { resultUri: s3Uri(job.resultAt), resultSize: size, ...figures },
-    });
-    // Stopped between the copy and DONE: nothing may stay at result_uri.
-    if (!done) await this.removeResult(job);
+    const figures = (await r.figures) ?? { totalRows: undefined, bytesProcessed: undefined };
+    const done = await this.write(r, { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, ...figures }, true);
+    // Ended elsewhere between the copy and DONE: the finally of run() removes the result.
+    if (!done) r.stop.abort();
   }
 
-  private async removeResult(job: ActiveJob): Promise<void> {
-    await this.deps.store.delete(job.resultAt).catch((err) =>
-      this.deps.log.warn({ job: job.snapshot.id, err: this.describe(err) }, "could not remove the result object of an unfinished job"),
+  private async removeResult(r: RunningJob): Promise<void> {
+    await this.deps.objects.delete(r.resultAt).catch((err) =>
+      this.deps.log.warn({ job: r.snapshot.id, err: this.describe(err) }, "could not remove the result object of an unfinished job"),
     );
   }
 
-  /** Ends an active job early; what it is doing stops through its abort signal. */
-  private stopJob(job: ActiveJob, reason: StopReason): void {
-    if (job.stop.signal.aborted) return;
-    if (this.finish(job, { status: reason.status, change: { error: reason.error } })) job.stop.abort(reason);
+  /** Ends a running job early with `status` (timeout), then stops what it is doing. */
+  private async endEarly(r: RunningJob, status: JobStatus.FAILED | JobStatus.CANCELLED, error: string): Promise<void> {
+    if (r.stop.signal.aborted) return;
+    await this.write(r, { status, error });
+    r.stop.abort();
+  }
+
+  /** A state the store committed: one of ours ended by someone else stops here. */
+  private onStoredState(s: JobSnapshot): void {
+    const r = this.running.get(s.id);
+    if (!r || s.version <= r.snapshot.version || s.version === r.writing) return;
+    r.snapshot = s;
+    if (isTerminal(s.status) || s.replica !== this.deps.settings.replicaId) r.stop.abort();
+  }
+
+  /**
+   * Writes the job's next state after its earlier writes; false when the job
+   * ended or moved elsewhere meanwhile (the runner then stops it).
+   */
+  private write(r: RunningJob, change: StateChange, release = false): Promise<boolean> {
+    const next = r.writes.then(async () => {
+      const before = r.snapshot;
+      if (change.status !== undefined && !canTransition(before.status, change.status)) return false;
+      if (change.status === undefined && (before.status !== JobStatus.RUNNING || r.stop.signal.aborted)) return false;
+      r.writing = before.version + 1;
+      try {
+        r.snapshot = await this.deps.store.write(before.id, before.version, change, { release });
+      } catch (err) {
+        if (!(err instanceof StaleStateError)) throw err;
+        if (err.current && err.current.version > r.snapshot.version) r.snapshot = err.current;
+        r.stop.abort();
+        return false;
+      } finally {
+        r.writing = undefined;
+      }
+      if (change.status !== undefined) this.logStatus(r.snapshot, before);
+      return true;
+    });
+    r.writes = next.catch(() => undefined);
+    return next.catch((err) => {
+      this.deps.log.error({ job: r.snapshot.id, err: String(err) }, "could not store the job's state");
+      r.stop.abort();
+      return false;
+    });
+  }
+
+  private logStatus(after: JobSnapshot, before: JobSnapshot | undefined): void {
+    const now = Date.now();
+    this.deps.log.info(
+      {
+        job: after.id,
+        report: after.reportId,
+        query: after.queryId,
+        status: JobStatus[after.status],
+        ...(before ? { from: JobStatus[before.status], ms: now - before.updatedAt } : { attempt: after.attempt }),
+        totalMs: now - after.createdAt,
+        ...(after.error ? { error: after.error } : {}),
+        ...(after.status === JobStatus.DONE ? { resultUri: after.resultUri, resultSize: after.resultSize, totalRows: after.totalRows } : {}),
+      },
+      "job status",
+    );
   }
 
   /** Kills the export on the server, again every few seconds, until its promise settles or killWaitMs passes. */
-  private async killUntilStopped(job: ActiveJob, running: Promise<unknown>): Promise<void> {
+  private async killUntilStopped(r: RunningJob, running: Promise<unknown>): Promise<void> {
     const { engine, settings, log } = this.deps;
     let settled = false;
     void running.then(
       () => (settled = true),
       () => (settled = true),
     );
-    const deadline = this.now() + settings.killWaitMs;
-    while (!settled && this.now() < deadline) {
-      await engine.kill(job.ref).catch((err) => log.warn({ job: job.snapshot.id, err: this.describe(err) }, "KILL QUERY failed"));
+    const deadline = Date.now() + settings.killWaitMs;
+    while (!settled && Date.now() < deadline) {
+      await engine.kill(r.ref).catch((err) => log.warn({ job: r.snapshot.id, err: this.describe(err) }, "KILL QUERY failed"));
       await Promise.race([running.catch(() => undefined), sleep(2000)]);
     }
-    if (!settled) log.error({ job: job.snapshot.id }, "the export did not stop after KILL QUERY; its slot is released anyway");
+    if (!settled) log.error({ job: r.snapshot.id }, "the export did not stop after KILL QUERY; its slot is released anyway");
   }
 
-  private finish(job: ActiveJob, end: { status: JobStatus; change?: StatusChange } | StopReason): boolean {
-    const change = "error" in end ? { error: end.error } : (end.change ?? {});
-    return this.update(job, (s) => transition(s, end.status, change, this.now()));
-  }
-
-  /** Applies a change to the job's state and publishes it; false when the change is not allowed (e.g. the job has ended). */
-  private update(job: ActiveJob, next: (s: JobSnapshot) => JobSnapshot | undefined): boolean {
-    const before = job.snapshot;
-    const after = next(before);
-    if (!after) return false;
-    job.snapshot = after;
-    void this.deps.registry.publish(after).catch((err) => this.deps.log.error({ job: after.id, err: String(err) }, "could not store job state"));
-    if (after.status !== before.status) {
-      const t = this.now();
-      this.deps.log.info(
-        {
-          job: after.id,
-          report: after.reportId,
-          query: after.queryId,
-          status: JobStatus[after.status],
-          from: JobStatus[before.status],
-          ms: t - before.updatedAt,
-          totalMs: t - after.createdAt,
-          ...(after.error ? { error: after.error } : {}),
-          ...(after.status === JobStatus.DONE ? { resultUri: after.resultUri, resultSize: after.resultSize, totalRows: after.totalRows } : {}),
-        },
-        "job status",
-      );
+  /** Extends this replica's leases; a job whose lease another replica took over stops here. */
+  private async renewLeases(): Promise<void> {
+    const { store, settings, log } = this.deps;
+    if (this.running.size === 0) return;
+    try {
+      const held = new Set(await store.renewLeases(settings.replicaId, settings.leaseMs));
+      for (const r of this.running.values()) {
+        if (!held.has(r.snapshot.id) && !isTerminal(r.snapshot.status)) {
+          log.warn({ job: r.snapshot.id }, "lost the job's lease to another replica; stopping here");
+          r.stop.abort();
+        }
+      }
+    } catch (err) {
+      log.warn({ err: String(err) }, "could not renew leases");
     }
-    return true;
   }
 
   private startSampler(): void {
@@ -308,22 +425,26 @@ export class JobRunner {
     this.sampler = undefined;
   }
 
-  /** One system.processes query for all running exports. */
+  /** One system.processes query for all running exports; changed progress is written to the store. */
   private async sample(): Promise<void> {
     if (this.sampling) return;
-    const running = [...this.active.values()].filter((j) => j.snapshot.status === JobStatus.RUNNING);
+    const running = [...this.running.values()].filter((r) => r.snapshot.status === JobStatus.RUNNING && !r.stop.signal.aborted);
     if (running.length === 0) {
       this.stopSampler();
       return;
     }
     this.sampling = true;
     try {
-      const samples = await this.deps.engine.sample(running.map((j) => j.ref));
-      for (const job of running) {
-        const s = samples.get(job.snapshot.id);
+      const samples = await this.deps.engine.sample(running.map((r) => r.ref));
+      const writes: Array<Promise<boolean>> = [];
+      for (const r of running) {
+        const s = samples.get(r.snapshot.id);
         if (!s) continue;
-        this.update(job, (snap) => withProgress(snap, s, this.now()));
+        const progress = { rowsRead: s.rowsRead, bytesRead: s.bytesRead, totalRowsToRead: s.totalRowsToRead, elapsedMs: s.elapsedMs };
+        if (!sameProgress(r.snapshot.progress, progress)) writes.push(this.write(r, { progress }));
       }
+      // The next sample waits for these: a slow store gets fewer progress writes, not a pile of them.
+      await Promise.all(writes);
     } catch (err) {
       this.deps.log.warn({ err: this.describe(err) }, "progress sample failed");
     } finally {
@@ -336,6 +457,11 @@ export class JobRunner {
     const text = err instanceof ObjectStoreError || err instanceof JobTimeoutError ? err.message : describeClickHouseError(err);
     return this.deps.redact(text);
   }
+}
+
+/** What makes two CreateJob requests with one request_id the same request. */
+function requestHash(req: JobRequest): string {
+  return createHash("sha256").update(JSON.stringify([req.reportId, req.queryId, req.queryText])).digest("base64url");
 }
 
 /** ClickHouse stopped the export at max_execution_time, which the runner sets from CHJOB_JOB_TIMEOUT. */

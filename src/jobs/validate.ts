@@ -14,6 +14,14 @@ export function checkPathId(field: string, value: string): string {
   throw new InvalidArgumentError(field, `contains ${describeChar(bad)}; only A-Z a-z 0-9 _ - are allowed (it becomes an S3 key segment)`);
 }
 
+/** CreateJob's optional idempotency key: 1-128 of A-Z a-z 0-9 _ -. */
+export function checkRequestId(value: string): string {
+  if (ID.test(value)) return value;
+  if (value.length > 128) throw new InvalidArgumentError("request_id", `is ${value.length} characters long; at most 128 are allowed`);
+  const bad = [...value].find((c) => !/[A-Za-z0-9_-]/.test(c))!;
+  throw new InvalidArgumentError("request_id", `contains ${describeChar(bad)}; only A-Z a-z 0-9 _ - are allowed (or leave it empty for none)`);
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Job ids are the UUIDs CreateJob returned. */

@@ -3,9 +3,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JobClient } from "../../src/client.js";
+import { seedJobStore } from "./pglite-template.js";
 
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), "../../src/cli/launch.cjs");
 
@@ -54,9 +55,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-export function startService(opts: StartOptions = {}): Promise<ServiceProcess> {
+export async function startService(opts: StartOptions = {}): Promise<ServiceProcess> {
   const cwd = opts.cwd ?? mkdtempSync(join(tmpdir(), "chjob-test-"));
-  const env = {
+  const env: Record<string, string> = {
     ...cleanEnv(),
     ...QUIET_ENV,
     CHJOB_GRPC_ADDRESS: "127.0.0.1:0",
@@ -65,6 +66,9 @@ export function startService(opts: StartOptions = {}): Promise<ServiceProcess> {
     CHJOB_LOG_LEVEL: "debug",
     ...opts.env,
   };
+  if (env.CHJOB_DATABASE_URL === undefined && env.DEKART_POSTGRES_HOST === undefined) {
+    await seedJobStore(resolve(cwd, env.CHJOB_DATA_DIR ?? ".chjob"));
+  }
   const child = spawn(process.execPath, [MAIN, "serve"], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   child.once("exit", () => live.delete(child));

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chjob/v1/job_service.proto.
  */
 export const file_chjob_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpjaGpvYi92MS9qb2Jfc2VydmljZS5wcm90bxIIY2hqb2IudjEingMKA0pvYhIKCgJpZBgBIAEoCRIRCglyZXBvcnRfaWQYAiABKAkSEAoIcXVlcnlfaWQYAyABKAkSEgoKcXVlcnlfdGV4dBgEIAEoCRIjCgZzdGF0dXMYBSABKA4yEy5jaGpvYi52MS5Kb2JTdGF0dXMSDQoFZXJyb3IYBiABKAkSEgoKcmVzdWx0X3VyaRgHIAEoCRITCgtyZXN1bHRfc2l6ZRgIIAEoAxISCgpleHBvcnRfdXJpGAkgASgJEhcKCnRvdGFsX3Jvd3MYCiABKANIAIgBARIcCg9ieXRlc19wcm9jZXNzZWQYCyABKANIAYgBARInCghwcm9ncmVzcxgMIAEoCzIVLmNoam9iLnYxLkpvYlByb2dyZXNzEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC190b3RhbF9yb3dzQhIKEF9ieXRlc19wcm9jZXNzZWQiZAoLSm9iUHJvZ3Jlc3MSEQoJcm93c19yZWFkGAEgASgDEhIKCmJ5dGVzX3JlYWQYAiABKAMSGgoSdG90YWxfcm93c190b19yZWFkGAMgASgDEhIKCmVsYXBzZWRfbXMYBCABKAMiSwoQQ3JlYXRlSm9iUmVxdWVzdBIRCglyZXBvcnRfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSEgoKcXVlcnlfdGV4dBgDIAEoCSIvChFDcmVhdGVKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5jaGpvYi52MS5Kb2IiIQoPV2F0Y2hKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIuChBXYXRjaEpvYlJlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmNoam9iLnYxLkpvYiIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIsCg5HZXRKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5jaGpvYi52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoRQ2FuY2VsSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uY2hqb2IudjEuSm9iIksKD0xpc3RKb2JzUmVxdWVzdBIRCglyZXBvcnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSAoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0uY2hqb2IudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSrbAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX1BFTkRJTkcQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIeChpKT0JfU1RBVFVTX1JFQURJTkdfUkVTVUxUUxAEEhMKD0pPQl9TVEFUVVNfRE9ORRAFEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAYSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQByIECAMQAyoWSk9CX1NUQVRVU19ET05FX0xFR0FDWTLdAgoKSm9iU2VydmljZRJECglDcmVhdGVKb2ISGi5jaGpvYi52MS5DcmVhdGVKb2JSZXF1ZXN0GhsuY2hqb2IudjEuQ3JlYXRlSm9iUmVzcG9uc2USQwoIV2F0Y2hKb2ISGS5jaGpvYi52MS5XYXRjaEpvYlJlcXVlc3QaGi5jaGpvYi52MS5XYXRjaEpvYlJlc3BvbnNlMAESOwoGR2V0Sm9iEhcuY2hqb2IudjEuR2V0Sm9iUmVxdWVzdBoYLmNoam9iLnYxLkdldEpvYlJlc3BvbnNlEkQKCUNhbmNlbEpvYhIaLmNoam9iLnYxLkNhbmNlbEpvYlJlcXVlc3QaGy5jaGpvYi52MS5DYW5jZWxKb2JSZXNwb25zZRJBCghMaXN0Sm9icxIZLmNoam9iLnYxLkxpc3RKb2JzUmVxdWVzdBoaLmNoam9iLnYxLkxpc3RKb2JzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjaGpvYi92MS9qb2Jfc2VydmljZS5wcm90bxIIY2hqb2IudjEi1AMKA0pvYhIKCgJpZBgBIAEoCRIRCglyZXBvcnRfaWQYAiABKAkSEAoIcXVlcnlfaWQYAyABKAkSEgoKcXVlcnlfdGV4dBgEIAEoCRIjCgZzdGF0dXMYBSABKA4yEy5jaGpvYi52MS5Kb2JTdGF0dXMSDQoFZXJyb3IYBiABKAkSEgoKcmVzdWx0X3VyaRgHIAEoCRITCgtyZXN1bHRfc2l6ZRgIIAEoAxISCgpleHBvcnRfdXJpGAkgASgJEhcKCnRvdGFsX3Jvd3MYCiABKANIAIgBARIcCg9ieXRlc19wcm9jZXNzZWQYCyABKANIAYgBARInCghwcm9ncmVzcxgMIAEoCzIVLmNoam9iLnYxLkpvYlByb2dyZXNzEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2F0dGVtcHQYDyABKAUSDwoHcmVwbGljYRgQIAEoCRISCgpyZXF1ZXN0X2lkGBEgASgJQg0KC190b3RhbF9yb3dzQhIKEF9ieXRlc19wcm9jZXNzZWQiZAoLSm9iUHJvZ3Jlc3MSEQoJcm93c19yZWFkGAEgASgDEhIKCmJ5dGVzX3JlYWQYAiABKAMSGgoSdG90YWxfcm93c190b19yZWFkGAMgASgDEhIKCmVsYXBzZWRfbXMYBCABKAMiXwoQQ3JlYXRlSm9iUmVxdWVzdBIRCglyZXBvcnRfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSEgoKcXVlcnlfdGV4dBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIi8KEUNyZWF0ZUpvYlJlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmNoam9iLnYxLkpvYiIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIi4KEFdhdGNoSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uY2hqb2IudjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiwKDkdldEpvYlJlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmNoam9iLnYxLkpvYiIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIvChFDYW5jZWxKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5jaGpvYi52MS5Kb2IiSwoPTGlzdEpvYnNSZXF1ZXN0EhEKCXJlcG9ydF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJIChBMaXN0Sm9ic1Jlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5jaGpvYi52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKtsBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfUEVORElORxABEhYKEkpPQl9TVEFUVVNfUlVOTklORxACEh4KGkpPQl9TVEFUVVNfUkVBRElOR19SRVNVTFRTEAQSEwoPSk9CX1NUQVRVU19ET05FEAUSFQoRSk9CX1NUQVRVU19GQUlMRUQQBhIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAHIgQIAxADKhZKT0JfU1RBVFVTX0RPTkVfTEVHQUNZMt0CCgpKb2JTZXJ2aWNlEkQKCUNyZWF0ZUpvYhIaLmNoam9iLnYxLkNyZWF0ZUpvYlJlcXVlc3QaGy5jaGpvYi52MS5DcmVhdGVKb2JSZXNwb25zZRJDCghXYXRjaEpvYhIZLmNoam9iLnYxLldhdGNoSm9iUmVxdWVzdBoaLmNoam9iLnYxLldhdGNoSm9iUmVzcG9uc2UwARI7CgZHZXRKb2ISFy5jaGpvYi52MS5HZXRKb2JSZXF1ZXN0GhguY2hqb2IudjEuR2V0Sm9iUmVzcG9uc2USRAoJQ2FuY2VsSm9iEhouY2hqb2IudjEuQ2FuY2VsSm9iUmVxdWVzdBobLmNoam9iLnYxLkNhbmNlbEpvYlJlc3BvbnNlEkEKCExpc3RKb2JzEhkuY2hqb2IudjEuTGlzdEpvYnNSZXF1ZXN0GhouY2hqb2IudjEuTGlzdEpvYnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Job is the state of one export job.
@@ -123,6 +123,28 @@ export type Job = Message<"chjob.v1.Job"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 14;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * Runs of the job: 0 while it waits, 1 for its first run, one more for each run
+   * after the replica running it stopped (see CHJOB_MAX_ATTEMPTS).
+   *
+   * @generated from field: int32 attempt = 15;
+   */
+  attempt: number;
+
+  /**
+   * The replica (CHJOB_REPLICA_ID) that runs or last ran the job; empty before any has.
+   *
+   * @generated from field: string replica = 16;
+   */
+  replica: string;
+
+  /**
+   * The request_id of the CreateJob that made the job; empty for none.
+   *
+   * @generated from field: string request_id = 17;
+   */
+  requestId: string;
 };
 
 /**
@@ -200,6 +222,15 @@ export type CreateJobRequest = Message<"chjob.v1.CreateJobRequest"> & {
    * @generated from field: string query_text = 3;
    */
   queryText: string;
+
+  /**
+   * Optional idempotency key: 1-128 characters of A-Z a-z 0-9 _ -. A retried
+   * CreateJob with the same request_id and the same request returns the job the
+   * first one made and starts nothing; with another request it is ALREADY_EXISTS.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
 };
 
 /**
@@ -216,7 +247,7 @@ export const CreateJobRequestSchema: GenMessage<CreateJobRequest> = /*@__PURE__*
  */
 export type CreateJobResponse = Message<"chjob.v1.CreateJobResponse"> & {
   /**
-   * The job as created (PENDING or RUNNING).
+   * The job as created (PENDING), or as it is now when request_id was seen before.
    *
    * @generated from field: chjob.v1.Job job = 1;
    */
