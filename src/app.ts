@@ -21,7 +21,7 @@ import type { ObjectStore } from "./storage/object-store.js";
 export interface Service {
   grpcAddress: string;
   s3Endpoint: string;
-  /** Drains and stops everything (CONTRACT §2 "Shutdown"). */
+  /** Drains and stops everything (docs/api.md, "Shutdown"). */
   stop(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-// Every environment variable the service's configuration reads: CONTRACT.md §3, one entry each.
+// Every environment variable of the README's main Configuration table, one entry each.
 // Tests check deployment files (docker-compose.yml) against this list.
 export const CONFIG_VARIABLES: readonly string[] = [
   "DEKART_DATASOURCE",
@@ -28,7 +28,7 @@ export const CONFIG_VARIABLES: readonly string[] = [
   "CHJOB_DEMO_ROWS",
 ] as const;
 
-/** Tuning variables beyond the contract's table (documented in the README). */
+/** Tuning variables beyond that table (the README's second Configuration table). */
 export const EXTRA_VARIABLES = [
   "CHJOB_MULTIPART_COPY_THRESHOLD",
   "CHJOB_MULTIPART_COPY_PART_SIZE",

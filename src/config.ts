@@ -1,4 +1,4 @@
-// The configuration (CONTRACT §3): environment variables, with a `.env` file in the working
+// The configuration (README, "Configuration"): environment variables, with a `.env` file in the working
 // directory read first and the real environment winning. parseConfig collects every problem at
 // once; each message starts with the variable's name and never contains a secret's value
 // (AWS_SECRET_ACCESS_KEY, CHJOB_AUTH_TOKEN, the DSN's password).

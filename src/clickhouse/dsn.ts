@@ -1,4 +1,4 @@
-// DEKART_CLICKHOUSE_DATA_CONNECTION: the ClickHouse DSN forms found in the field (CONTRACT §3).
+// DEKART_CLICKHOUSE_DATA_CONNECTION: the ClickHouse DSN forms found in the field (README, "ClickHouse DSN forms").
 //
 //   unset / ""                      → embedded chDB under <dataDir>/clickhouse
 //   chdb://<path>                   → embedded chDB under <path> (`chdb://` alone: the default)
