@@ -3,8 +3,7 @@ import * as assert from "uvu/assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { loadEnv, parseConfig, parseS3Location, type Env } from "../src/config.js";
-import type { Config } from "../src/config-types.js";
+import { loadEnv, parseConfig, parseS3Location, type Config, type Env } from "../src/config/index.js";
 import { parseDuration } from "../src/durations.js";
 
 const CWD = "/srv/app";
@@ -86,6 +85,8 @@ test("embedded defaults", () => {
     healthIntervalMs: 10_000,
     logLevel: "info",
     demoRows: 1_000_000,
+    store: { kind: "pglite", directory: "/srv/app/.chjob/jobs", schema: "chjob" },
+    replica: { id: `${os.hostname()}-${process.pid}`, leaseMs: 15_000, maxAttempts: 3 },
   } satisfies Config);
 });
 

@@ -1,0 +1,53 @@
+// The README's table of variables, generated from the table in ./variables.ts. It sits between
+// two marker comments in README.md; `npm run docs:config` rewrites it there, and a test fails when
+// the README's copy differs.
+
+import { GROUPS, VARIABLE_LIST, type Group, type Variable } from "./variables.js";
+
+export const TABLE_START = "<!-- config-table:start -->";
+export const TABLE_END = "<!-- config-table:end -->";
+export const REGENERATE = "npm run docs:config";
+
+function defaultCell(v: Variable): string {
+  if (v.shownDefault !== undefined) return v.shownDefault;
+  if (typeof v.default === "string") return `\`${v.default}\``;
+  return "unset";
+}
+
+function secretCell(v: Variable): string {
+  if (v.secret === true) return "yes";
+  if (v.secret === "password") return "its password";
+  return "";
+}
+
+/** The Markdown between the markers (without them): one table per group. */
+export function renderConfigTable(): string {
+  const out: string[] = [`<!-- generated from src/config/variables.ts by \`${REGENERATE}\`: edit there, not here -->`];
+  for (const [group, title] of Object.entries(GROUPS) as Array<[Group, string]>) {
+    const rows = VARIABLE_LIST.filter((v) => v.group === group);
+    if (rows.length === 0) continue;
+    out.push("", `**${title}**`, "", "| variable | meaning | default | secret |", "| --- | --- | --- | --- |");
+    for (const v of rows) out.push(`| \`${v.name}\` | ${v.help} | ${defaultCell(v)} | ${secretCell(v)} |`);
+  }
+  return out.join("\n");
+}
+
+/** The README's current text between the markers, or an error saying what is wrong with them. */
+export function currentConfigTable(readme: string): { text: string } | { error: string } {
+  const start = readme.indexOf(TABLE_START);
+  const end = readme.indexOf(TABLE_END);
+  if (start < 0 || end < 0 || end < start) return { error: `README.md has no ${TABLE_START} … ${TABLE_END} block` };
+  if (readme.indexOf(TABLE_START, start + 1) >= 0 || readme.indexOf(TABLE_END, end + 1) >= 0) {
+    return { error: `README.md has more than one ${TABLE_START} … ${TABLE_END} block` };
+  }
+  return { text: readme.slice(start + TABLE_START.length, end).replace(/^\n/, "").replace(/\n$/, "") };
+}
+
+/** The README with the generated table between the markers. */
+export function withConfigTable(readme: string): string {
+  const current = currentConfigTable(readme);
+  if ("error" in current) throw new Error(current.error);
+  const start = readme.indexOf(TABLE_START) + TABLE_START.length;
+  const end = readme.indexOf(TABLE_END);
+  return `${readme.slice(0, start)}\n${renderConfigTable()}\n${readme.slice(end)}`;
+}
