@@ -4,6 +4,7 @@
 // default text, for messages that suggest a value.
 
 import * as fs from "node:fs";
+import { isIPv6 } from "node:net";
 import * as path from "node:path";
 import { parseBool } from "../clickhouse/dsn.js";
 import { parseDuration } from "../durations.js";
@@ -304,7 +305,7 @@ export const postgresUrl: Parser<PostgresUrl> = (value) => {
 /** A PostgreSQL host name or IP address (IPv6 with or without brackets); returned without brackets. */
 export const postgresHost: Parser<string> = (value) => {
   const bare = value.replace(/^\[(.*)\]$/, "$1");
-  if (HOSTNAME.test(bare) || (bare.includes(":") && /^[0-9A-Fa-f:.]+$/.test(bare))) return bare;
+  if (isIPv6(bare) || (bare === value && HOSTNAME.test(value))) return bare;
   return problem(`${JSON.stringify(value)} is not a host name or IP address; use e.g. localhost, db or 10.0.0.5`);
 };
 
