@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { currentConfigTable, renderConfigTable, withConfigTable, REGENERATE } from "../dist/src/config/docs.js";
+import { configTableBlock, currentConfigTable, withConfigTable, REGENERATE } from "../dist/src/config/docs.js";
 
 const readmePath = join(dirname(fileURLToPath(import.meta.url)), "..", "README.md");
 const readme = readFileSync(readmePath, "utf8");
@@ -14,7 +14,7 @@ if ("error" in current) {
   console.error(`config-docs: ${current.error}`);
   process.exit(1);
 }
-const upToDate = current.text === renderConfigTable();
+const upToDate = current.text === configTableBlock();
 if (process.argv.includes("--check")) {
   if (!upToDate) console.error(`config-docs: README.md's configuration table is out of date; run \`${REGENERATE}\``);
   process.exit(upToDate ? 0 : 1);

@@ -8,6 +8,11 @@ export const TABLE_START = "<!-- config-table:start -->";
 export const TABLE_END = "<!-- config-table:end -->";
 export const REGENERATE = "npm run docs:config";
 
+/** A table cell: a `|` would end it. */
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
 function defaultCell(v: Variable): string {
   if (v.shownDefault !== undefined) return v.shownDefault;
   if (typeof v.default === "string") return `\`${v.default}\``;
@@ -27,12 +32,17 @@ export function renderConfigTable(): string {
     const rows = VARIABLE_LIST.filter((v) => v.group === group);
     if (rows.length === 0) continue;
     out.push("", `**${title}**`, "", "| variable | meaning | default | secret |", "| --- | --- | --- | --- |");
-    for (const v of rows) out.push(`| \`${v.name}\` | ${v.help} | ${defaultCell(v)} | ${secretCell(v)} |`);
+    for (const v of rows) out.push(`| \`${v.name}\` | ${cell(v.help)} | ${cell(defaultCell(v))} | ${secretCell(v)} |`);
   }
   return out.join("\n");
 }
 
-/** The README's current text between the markers, or an error saying what is wrong with them. */
+/** What goes between the markers: the tables, a blank line after them so the last one ends. */
+export function configTableBlock(): string {
+  return `\n${renderConfigTable()}\n\n`;
+}
+
+/** The README's current text between the markers, or what is wrong with the markers. */
 export function currentConfigTable(readme: string): { text: string } | { error: string } {
   const start = readme.indexOf(TABLE_START);
   const end = readme.indexOf(TABLE_END);
@@ -40,14 +50,13 @@ export function currentConfigTable(readme: string): { text: string } | { error: 
   if (readme.indexOf(TABLE_START, start + 1) >= 0 || readme.indexOf(TABLE_END, end + 1) >= 0) {
     return { error: `README.md has more than one ${TABLE_START} … ${TABLE_END} block` };
   }
-  return { text: readme.slice(start + TABLE_START.length, end).replace(/^\n/, "").replace(/\n$/, "") };
+  return { text: readme.slice(start + TABLE_START.length, end) };
 }
 
-/** The README with the generated table between the markers. */
+/** The README with the generated tables between the markers. */
 export function withConfigTable(readme: string): string {
   const current = currentConfigTable(readme);
   if ("error" in current) throw new Error(current.error);
   const start = readme.indexOf(TABLE_START) + TABLE_START.length;
-  const end = readme.indexOf(TABLE_END);
-  return `${readme.slice(0, start)}\n${renderConfigTable()}\n${readme.slice(end)}`;
+  return `${readme.slice(0, start)}${configTableBlock()}${readme.slice(readme.indexOf(TABLE_END))}`;
 }

@@ -202,7 +202,7 @@ export const VARIABLES = {
   // --- Job store -------------------------------------------------------------------------------
   CHJOB_DATABASE_URL: {
     group: "store",
-    help: "the job store: a `postgres://` or `postgresql://` URL with user, host and database (`sslmode` honoured)",
+    help: "the job store ([below](#job-store)): a `postgres://` or `postgresql://` URL with user, host and database (`sslmode` honoured)",
     shownDefault: "unset: Dekart's `DEKART_POSTGRES_*` if `DEKART_POSTGRES_HOST` is set, else embedded PGlite under `CHJOB_DATA_DIR/jobs`",
     secret: "password",
     parse: p.postgresUrl,
