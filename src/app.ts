@@ -1,7 +1,7 @@
 // Wires the parts together from the configuration: engines, object store,
 // registry, runner, gRPC server, health; and takes them down in order.
 import { join } from "node:path";
-import type { Config } from "./config-types.js";
+import type { Config } from "./config/types.js";
 import { openEngine } from "./clickhouse/open.js";
 import type { ClickHouseEngine } from "./clickhouse/engine.js";
 import { describeClickHouseError } from "./clickhouse/engine.js";

@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { JobStatus } from "../gen/chjob/v1/job_service_pb.js";
 import { describeClickHouseError, clickHouseCode, type ClickHouseEngine } from "../src/clickhouse/engine.js";
 import { openEngine } from "../src/clickhouse/open.js";
-import type { ClickHouseTarget } from "../src/config-types.js";
+import type { ClickHouseTarget } from "../src/config/types.js";
 import { startClickHouseServer, type ClickHouseServerHandle } from "./support/clickhouse-server.js";
 import { CLICKHOUSE_SERVER, requireProgram, whenAvailable } from "./support/requirements.js";
 import { collect, startService } from "./support/service.js";

@@ -4,7 +4,7 @@
 // (report_id, query_id), cancel, timeout and shutdown.
 import { randomUUID } from "node:crypto";
 import type { ClickHouseSettings } from "@clickhouse/client";
-import type { S3Location } from "../config-types.js";
+import type { S3Location } from "../config/types.js";
 import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
 import { jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
