@@ -1,7 +1,7 @@
 // Wires the parts together from the configuration: job store, engines, object
 // store, runner, gRPC server, health; and takes them down in order.
 import { join } from "node:path";
-import type { Config } from "./config-types.js";
+import type { Config } from "./config/types.js";
 import { openEngine } from "./clickhouse/open.js";
 import type { ClickHouseEngine } from "./clickhouse/engine.js";
 import { describeClickHouseError } from "./clickhouse/engine.js";
@@ -23,7 +23,7 @@ import type { ObjectStore } from "./storage/object-store.js";
 export interface Service {
   grpcAddress: string;
   s3Endpoint: string;
-  /** Drains and stops everything (CONTRACT §2 "Shutdown"). */
+  /** Drains and stops everything (docs/api.md, "Shutdown"). */
   stop(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 // Structured JSON logs on stdout (pino); every line passes the redactor on its way out.
 import { pino, type Logger } from "pino";
-import type { LogLevel } from "./config-types.js";
+import type { LogLevel } from "./config/types.js";
 import type { Redactor } from "./redact.js";
 
 export type { Logger };

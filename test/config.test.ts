@@ -3,8 +3,8 @@ import * as assert from "uvu/assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { loadEnv, parseConfig, parseS3Location, type Env } from "../src/config.js";
-import type { Config } from "../src/config-types.js";
+import { loadEnv, parseConfig, parseS3Location, secretsOf, type Config, type Env } from "../src/config/index.js";
+import { createRedactor } from "../src/redact.js";
 import { parseDuration } from "../src/durations.js";
 
 const CWD = "/srv/app";
@@ -86,6 +86,8 @@ test("embedded defaults", () => {
     healthIntervalMs: 10_000,
     logLevel: "info",
     demoRows: 1_000_000,
+    store: { kind: "pglite", directory: "/srv/app/.chjob/jobs", schema: "chjob" },
+    replica: { id: `${os.hostname()}-${process.pid}`, leaseMs: 15_000, maxAttempts: 3 },
   } satisfies Config);
 });
 
@@ -462,6 +464,253 @@ test("secrets never appear in messages", () => {
   for (const e of errors({ AWS_SECRET_ACCESS_KEY: "Zq9SecretValueZq9" })) assert.not.ok(e.includes("Zq9SecretValueZq9"), e);
   for (const e of errors({ DEKART_CLICKHOUSE_DATA_CONNECTION: "clickhouse://u:Zq9DsnPassword@h:9000/db?dial_timeout=x" })) {
     assert.not.ok(e.includes("Zq9DsnPassword"), e);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// job store and replica
+
+/** Errors of `env`, checked to name only `names` (in any order) and to hold none of `secrets`. */
+function errorsOf(env: Env, names: string[], secrets: string[] = []): string[] {
+  const errs = errors(env);
+  assert.equal(errs.map((e) => e.slice(0, e.indexOf(":"))).sort(), [...names].sort(), errs.join("\n"));
+  for (const e of errs) {
+    assert.ok(e.includes(";"), `no fix in: ${e}`);
+    for (const secret of secrets) assert.not.ok(e.includes(secret), `secret ${secret} in: ${e}`);
+  }
+  return errs;
+}
+
+test("job store: embedded PGlite under CHJOB_DATA_DIR/jobs by default", () => {
+  assert.equal(ok({}).store, { kind: "pglite", directory: "/srv/app/.chjob/jobs", schema: "chjob" });
+  assert.equal(ok({ CHJOB_DATA_DIR: "data", CHJOB_DATABASE_SCHEMA: "jobs_2" }).store, {
+    kind: "pglite",
+    directory: "/srv/app/data/jobs",
+    schema: "jobs_2",
+  });
+  // Empty values count as unset.
+  assert.is(ok({ CHJOB_DATABASE_URL: "", DEKART_POSTGRES_HOST: " ", DEKART_POSTGRES_PASSWORD: "" }).store.kind, "pglite");
+});
+
+test("CHJOB_DATABASE_URL: good URLs", () => {
+  const cases: Array<[string, { host: string; port: number; database: string; user: string }]> = [
+    ["postgres://chjob:Pw0rd@db.example.com:6543/jobs?sslmode=require", { host: "db.example.com", port: 6543, database: "jobs", user: "chjob" }],
+    ["postgresql://chjob@localhost/jobs", { host: "localhost", port: 5432, database: "jobs", user: "chjob" }],
+    ["POSTGRES://u:p@10.0.0.5:5432/d", { host: "10.0.0.5", port: 5432, database: "d", user: "u" }],
+    ["postgres://u:p@[::1]:5433/d", { host: "::1", port: 5433, database: "d", user: "u" }],
+    ["postgres://us%40er:p%2Fw%23d@h/my%20db?application_name=chjob", { host: "h", port: 5432, database: "my db", user: "us@er" }],
+    ["postgres://u:p@h/d?sslmode=verify-full&connect_timeout=10", { host: "h", port: 5432, database: "d", user: "u" }],
+  ];
+  for (const [url, want] of cases) {
+    const store = ok({ CHJOB_DATABASE_URL: url, CHJOB_DATABASE_SCHEMA: "Reports" }).store;
+    assert.equal(store, { kind: "postgres", url, ...want, schema: "reports", source: "CHJOB_DATABASE_URL" }, url);
+  }
+  for (const mode of ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]) {
+    assert.is(ok({ CHJOB_DATABASE_URL: `postgres://u@h/d?sslmode=${mode}` }).store.kind, "postgres", mode);
+  }
+});
+
+test("CHJOB_DATABASE_URL: bad URLs name the variable and never the password", () => {
+  const secret = "Zq9PgPassword";
+  const bad = [
+    "db.example.com:5432/jobs",
+    `mysql://u:${secret}@h/d`,
+    `http://u:${secret}@h/d`,
+    `postgres://u:${secret}@/d`,
+    `postgres:///d`,
+    `postgres://u:${secret}@h`,
+    `postgres://u:${secret}@h/`,
+    `postgres://:${secret}@h/d`,
+    `postgres://u:${secret}@h:0/d`,
+    `postgres://u:${secret}@h:70000/d`,
+    `postgres://u:${secret}@h/d?sslmode=required`,
+    `postgres://u:${secret}@h/d?sslmode=`,
+    `postgres://u:${secret}@h/d/x`,
+    `postgres://u:${secret}@h/%zz`,
+    `postgres://u:${secret}%zz@h/d`,
+    `postgres://u:${secret}/x@h/d`, // an unencoded / in the password
+    `postgres://u:${secret}#x@h/d`, // an unencoded # in the password
+    `postgres://u:${secret}@h/d#x`,
+    `postgres://u:${secret}@h_ost!/d`,
+  ];
+  for (const url of bad) {
+    const errs = errorsOf({ CHJOB_DATABASE_URL: url }, ["CHJOB_DATABASE_URL"], [secret, "/x", "#x"]);
+    assert.not.ok(errs[0]!.includes(url), errs[0]);
+  }
+  assert.match(errors({ CHJOB_DATABASE_URL: "postgres://u@h/d?sslmode=on" })[0]!, /sslmode is not one of disable, allow, prefer, require, verify-ca, verify-full/);
+  assert.match(errors({ CHJOB_DATABASE_URL: "postgres://u@h" })[0]!, /the database name is missing/);
+  assert.match(errors({ CHJOB_DATABASE_URL: "postgres://h/d" })[0]!, /the user is missing/);
+  assert.match(errors({ CHJOB_DATABASE_URL: "postgres:///d" })[0]!, /the host is missing/);
+});
+
+test("CHJOB_DATABASE_URL wins over Dekart's variables", () => {
+  const store = ok({
+    CHJOB_DATABASE_URL: "postgres://chjob:a@pg/jobs",
+    DEKART_POSTGRES_HOST: "dekart-db",
+    DEKART_POSTGRES_USER: "dekart",
+    DEKART_POSTGRES_DB: "dekart",
+  }).store;
+  assert.is(store.kind === "postgres" && store.source, "CHJOB_DATABASE_URL");
+  assert.is(store.kind === "postgres" && store.host, "pg");
+});
+
+test("DEKART_POSTGRES_*: Dekart's database as the job store when no URL is given", () => {
+  const store = ok({
+    DEKART_POSTGRES_HOST: "db",
+    DEKART_POSTGRES_USER: "dekart",
+    DEKART_POSTGRES_PASSWORD: "dekart",
+    DEKART_POSTGRES_DB: "dekart",
+  }).store;
+  assert.equal(store, {
+    kind: "postgres",
+    url: "postgres://dekart:dekart@db:5432/dekart?sslmode=disable",
+    host: "db",
+    port: 5432,
+    database: "dekart",
+    user: "dekart",
+    schema: "chjob",
+    source: "DEKART_POSTGRES_HOST",
+  });
+  // User and password percent-encoded; IPv6 host in brackets in the URL; no password, no colon.
+  const odd = ok({
+    DEKART_POSTGRES_HOST: "::1",
+    DEKART_POSTGRES_PORT: "6432",
+    DEKART_POSTGRES_USER: "de kart@x",
+    DEKART_POSTGRES_PASSWORD: "p@ss/w:rd#%?",
+    DEKART_POSTGRES_DB: "meta data",
+    CHJOB_DATABASE_SCHEMA: "_chjob",
+  }).store;
+  assert.equal(odd, {
+    kind: "postgres",
+    url: "postgres://de%20kart%40x:p%40ss%2Fw%3Ard%23%25%3F@[::1]:6432/meta%20data?sslmode=disable",
+    host: "::1",
+    port: 6432,
+    database: "meta data",
+    user: "de kart@x",
+    schema: "_chjob",
+    source: "DEKART_POSTGRES_HOST",
+  });
+  if (odd.kind === "postgres") {
+    const u = new URL(odd.url);
+    assert.is(decodeURIComponent(u.password), "p@ss/w:rd#%?");
+    assert.is(decodeURIComponent(u.username), "de kart@x");
+  }
+  const noPassword = ok({ DEKART_POSTGRES_HOST: "[fd00::5]", DEKART_POSTGRES_USER: "u", DEKART_POSTGRES_DB: "d" }).store;
+  assert.is(noPassword.kind === "postgres" && noPassword.url, "postgres://u@[fd00::5]:5432/d?sslmode=disable");
+});
+
+test("DEKART_POSTGRES_*: problems name their variable, never the password", () => {
+  const secret = "Zq9DekartPw";
+  errorsOf({ DEKART_POSTGRES_HOST: "db", DEKART_POSTGRES_PASSWORD: secret }, ["DEKART_POSTGRES_USER", "DEKART_POSTGRES_DB"], [secret]);
+  for (const portText of ["0", "65536", "54x", "-1", "5432.0"]) {
+    errorsOf(
+      { DEKART_POSTGRES_HOST: "db", DEKART_POSTGRES_PORT: portText, DEKART_POSTGRES_USER: "u", DEKART_POSTGRES_PASSWORD: secret, DEKART_POSTGRES_DB: "d" },
+      ["DEKART_POSTGRES_PORT"],
+      [secret],
+    );
+  }
+  for (const host of ["db host", "db/x", "h:5432", "ab:5432", "[::1", "[db]"]) {
+    errorsOf({ DEKART_POSTGRES_HOST: host, DEKART_POSTGRES_USER: "u", DEKART_POSTGRES_PASSWORD: secret, DEKART_POSTGRES_DB: "d" }, ["DEKART_POSTGRES_HOST"], [secret]);
+  }
+  // Dekart's other variables without its host: a mistake, not a silent embedded store.
+  const stray = errorsOf({ DEKART_POSTGRES_USER: "u", DEKART_POSTGRES_PASSWORD: secret }, ["DEKART_POSTGRES_HOST"], [secret]);
+  assert.match(stray[0]!, /DEKART_POSTGRES_USER, DEKART_POSTGRES_PASSWORD are set/);
+});
+
+test("CHJOB_DATABASE_SCHEMA: an unquoted PostgreSQL identifier", () => {
+  for (const [text, want] of [
+    ["chjob", "chjob"],
+    ["_jobs", "_jobs"],
+    ["Jobs_V2", "jobs_v2"],
+    ["a1", "a1"],
+    ["x".repeat(63), "x".repeat(63)],
+  ] as const) {
+    assert.is(ok({ CHJOB_DATABASE_SCHEMA: text }).store.schema, want, text);
+  }
+  for (const text of ["1jobs", "my-jobs", "my jobs", '"jobs"', "jobs.v2", "x".repeat(64), "pg_jobs", "PG_catalog", "jöbs", "$jobs"]) {
+    errorsOf({ CHJOB_DATABASE_SCHEMA: text }, ["CHJOB_DATABASE_SCHEMA"]);
+  }
+});
+
+test("CHJOB_REPLICA_ID: host name and pid by default, 1-128 of A-Z a-z 0-9 . _ -", () => {
+  assert.is(ok({}).replica.id, `${os.hostname()}-${process.pid}`);
+  const withHost = (hostname: string) => {
+    const r = parseConfig({}, { cwd: CWD, hostname, pid: 4242 });
+    if ("errors" in r) throw new Error(r.errors.join("\n"));
+    return r.config.replica.id;
+  };
+  assert.is(withHost("web-1.example.com"), "web-1.example.com-4242");
+  assert.is(withHost("host name+x"), "host-name-x-4242", "a default that would not be valid is made valid");
+  assert.is(withHost("h".repeat(200)), `${"h".repeat(123)}-4242`);
+  assert.is(withHost(""), "chjob-4242");
+  for (const id of ["chjob-1", "a", "Replica_2.eu-west-1", "x".repeat(128)]) assert.is(ok({ CHJOB_REPLICA_ID: id }).replica.id, id);
+  for (const id of ["chjob 1", "chjob/1", "x".repeat(129), "réplica", "a:b"]) errorsOf({ CHJOB_REPLICA_ID: id }, ["CHJOB_REPLICA_ID"]);
+});
+
+test("CHJOB_LEASE: a duration of at least 1s, default 15s", () => {
+  assert.is(ok({}).replica.leaseMs, 15_000);
+  for (const [text, ms] of [["1s", 1000], ["2m", 120_000], ["1m30s", 90_000], ["1500ms", 1500]] as const) {
+    assert.is(ok({ CHJOB_LEASE: text }).replica.leaseMs, ms, text);
+  }
+  for (const text of ["999ms", "0", "0s", "15", "soon", "-15s", "1000h"]) {
+    const [e] = errorsOf({ CHJOB_LEASE: text }, ["CHJOB_LEASE"]);
+    if (text === "999ms") assert.is(e, 'CHJOB_LEASE: "999ms" is shorter than 1s; use e.g. 15s');
+  }
+});
+
+test("CHJOB_MAX_ATTEMPTS: a whole number ≥ 1, default 3", () => {
+  assert.is(ok({}).replica.maxAttempts, 3);
+  assert.is(ok({ CHJOB_MAX_ATTEMPTS: "1" }).replica.maxAttempts, 1);
+  assert.is(ok({ CHJOB_MAX_ATTEMPTS: "10" }).replica.maxAttempts, 10);
+  for (const text of ["0", "-1", "1.5", "three", "1e2"]) {
+    const [e] = errorsOf({ CHJOB_MAX_ATTEMPTS: text }, ["CHJOB_MAX_ATTEMPTS"]);
+    assert.ok(e!.startsWith(`CHJOB_MAX_ATTEMPTS: ${JSON.stringify(text)} is not a whole number ≥ 1`), e);
+  }
+});
+
+test("job store and replica: every problem at once", () => {
+  errorsOf(
+    {
+      CHJOB_DATABASE_URL: "postgres://u:Zq9UrlPw@h/d?sslmode=maybe",
+      DEKART_POSTGRES_PORT: "x",
+      CHJOB_DATABASE_SCHEMA: "9",
+      CHJOB_REPLICA_ID: "a b",
+      CHJOB_LEASE: "1ms",
+      CHJOB_MAX_ATTEMPTS: "0",
+    },
+    ["CHJOB_DATABASE_URL", "DEKART_POSTGRES_PORT", "CHJOB_DATABASE_SCHEMA", "CHJOB_REPLICA_ID", "CHJOB_LEASE", "CHJOB_MAX_ATTEMPTS"],
+    ["Zq9UrlPw"],
+  );
+});
+
+test("secretsOf: the job store's password reaches the redactor, from either source", () => {
+  const fromUrl = ok({ CHJOB_DATABASE_URL: "postgres://u:Zq9%2FUrl%40Pw@h/d" });
+  assert.ok(secretsOf(fromUrl).includes("Zq9/Url@Pw"));
+  const redact = createRedactor(secretsOf(fromUrl));
+  if (fromUrl.store.kind === "postgres") assert.not.ok(redact(`connecting to ${fromUrl.store.url}`).includes("Zq9"));
+  assert.is(redact("password Zq9/Url@Pw rejected"), "password [HIDDEN] rejected");
+
+  const fromDekart = ok({ DEKART_POSTGRES_HOST: "db", DEKART_POSTGRES_USER: "u", DEKART_POSTGRES_PASSWORD: "Zq9 Dekart/Pw", DEKART_POSTGRES_DB: "d" });
+  const redactDekart = createRedactor(secretsOf(fromDekart));
+  if (fromDekart.store.kind === "postgres") assert.not.ok(redactDekart(fromDekart.store.url).includes("Zq9"), redactDekart(fromDekart.store.url));
+  assert.not.ok(redactDekart("auth failed for Zq9 Dekart/Pw").includes("Zq9"));
+
+  const all = ok({ AWS_SECRET_ACCESS_KEY: "s3-secret", AWS_ACCESS_KEY_ID: "id", CHJOB_AUTH_TOKEN: "tok", DEKART_CLICKHOUSE_DATA_CONNECTION: "http://u:chpw@h:8123/db" });
+  assert.equal(secretsOf(all), ["s3-secret", "tok", "chpw"]);
+  assert.equal(secretsOf(ok({})), ["chjob-local-secret"]);
+});
+
+test("loadEnv: Dekart's .env gives the job store; an empty real CHJOB_DATABASE_URL does not hide it", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chjob-config-"));
+  try {
+    fs.writeFileSync(
+      path.join(dir, ".env"),
+      ["DEKART_POSTGRES_HOST=db", "DEKART_POSTGRES_USER=dekart", "DEKART_POSTGRES_PASSWORD=dekart", "DEKART_POSTGRES_DB=dekart", "CHJOB_DATABASE_URL=postgres://x@y/z", ""].join("\n"),
+    );
+    const store = ok(loadEnv(dir, { CHJOB_DATABASE_URL: "", DEKART_POSTGRES_PORT: "15432" }), dir).store;
+    assert.is(store.kind === "postgres" && store.url, "postgres://dekart:dekart@db:15432/dekart?sslmode=disable");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

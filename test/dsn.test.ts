@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { parseClickHouseDsn } from "../src/clickhouse/dsn.js";
-import type { ClickHouseTarget } from "../src/config-types.js";
+import type { ClickHouseTarget } from "../src/config/types.js";
 
 const DATA = "/var/lib/chjob";
 

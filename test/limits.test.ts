@@ -1,4 +1,4 @@
-// Limits of CONTRACT §2: job timeout, export slots and the queue, retention,
+// Limits (docs/api.md, "Limits" and "Shutdown"): job timeout, export slots and the queue, retention,
 // and the drain at shutdown.
 import { status } from "@grpc/grpc-js";
 import { suite } from "uvu";

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { JobClient } from "../client.js";
-import { loadEnv, type Env } from "../config.js";
+import { loadEnv, type Env } from "../config/index.js";
 
 /** Exit codes of the client commands (README "The chjob command"). */
 export const EXIT = { DONE: 0, FAILED: 1, CANCELLED: 2, USAGE: 3, INTERRUPTED: 130 } as const;

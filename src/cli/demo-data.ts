@@ -1,9 +1,8 @@
 // `chjob demo-data`: (re)creates the demo table `uk_price_paid` in the ClickHouse of
 // DEKART_CLICKHOUSE_DATA_CONNECTION (or in the embedded chDB when it is unset).
-import { loadEnv, parseConfig } from "../config.js";
+import { loadEnv, parseConfig, secretsOf } from "../config/index.js";
 import { openEngine } from "../clickhouse/open.js";
 import { describeClickHouseError } from "../clickhouse/engine.js";
-import { passwordOf } from "../config-secrets.js";
 import { createRedactor } from "../redact.js";
 import { DEMO_TABLE, demoTableSql } from "../demo/uk-price-paid.js";
 import { CliError, EXIT } from "./connection.js";
@@ -26,7 +25,7 @@ export async function demoDataCommand(opts: { rows?: string }): Promise<number> 
     throw new CliError(`the configuration has ${parsed.errors.length} problem(s):\n${parsed.errors.map((e) => `  - ${e}`).join("\n")}`);
   }
   const { config } = parsed;
-  const redact = createRedactor([config.s3.secretAccessKey, config.grpc.authToken, passwordOf(config.clickhouse)]);
+  const redact = createRedactor(secretsOf(config));
 
   let engine;
   try {

@@ -1,9 +1,8 @@
 // `chjob serve`: parse the configuration once, start the service, drain on SIGTERM/SIGINT.
-import { loadEnv, parseConfig } from "../config.js";
+import { loadEnv, parseConfig, secretsOf } from "../config/index.js";
 import { startService } from "../app.js";
 import { createLogger } from "../log.js";
 import { createRedactor } from "../redact.js";
-import { passwordOf } from "../config-secrets.js";
 
 export async function serve(): Promise<number> {
   let env;
@@ -24,7 +23,7 @@ export async function serve(): Promise<number> {
     // See launch.cts: each running chDB query holds a pool thread.
     process.stderr.write(`chjob: UV_THREADPOOL_SIZE=${pool} is too small for ${config.jobs.maxConcurrent} embedded exports; set it to at least ${config.jobs.maxConcurrent + 5} (or leave it unset)\n`);
   }
-  const redact = createRedactor([config.s3.secretAccessKey, config.grpc.authToken, passwordOf(config.clickhouse)]);
+  const redact = createRedactor(secretsOf(config));
   const log = createLogger(config.logLevel, redact);
   let service;
   try {

@@ -1,4 +1,5 @@
-// DEKART_CLICKHOUSE_DATA_CONNECTION: the ClickHouse DSN forms found in the field (CONTRACT §3).
+// DEKART_CLICKHOUSE_DATA_CONNECTION: the ClickHouse DSN forms found in the field (README,
+// "ClickHouse DSN forms").
 //
 //   unset / ""                      → embedded chDB under <dataDir>/clickhouse
 //   chdb://<path>                   → embedded chDB under <path> (`chdb://` alone: the default)
@@ -21,7 +22,7 @@
 // `read_timeout`, ClickHouse settings) are ignored, so DSNs written for clickhouse-go keep working.
 
 import * as path from "node:path";
-import type { ClickHouseTarget } from "../config-types.js";
+import type { ClickHouseTarget } from "../config/types.js";
 import { parseDuration } from "../durations.js";
 
 export const DSN_VARIABLE = "DEKART_CLICKHOUSE_DATA_CONNECTION";
@@ -38,7 +39,7 @@ const NATIVE_TO_HTTP: ReadonlyMap<number, number> = new Map([
 ]);
 
 function fail(problem: string, fix: string): { error: string } {
-  return { error: `${DSN_VARIABLE}: ${problem}; ${fix}` };
+  return { error: `${problem}; ${fix}` };
 }
 
 function decode(text: string): string | undefined {
@@ -77,7 +78,20 @@ export function parseClickHouseDsn(dsn: string | undefined, dataDir: string): Ds
   const text = (dsn ?? "").trim();
   const defaultPath = path.join(dataDir, "clickhouse");
   if (text === "") return { target: { kind: "chdb", path: defaultPath } };
+  const parsed = parseDsnText(text);
+  if ("error" in parsed) return { error: `${DSN_VARIABLE}: ${parsed.error}` };
+  const target = parsed.target;
+  return { target: target.kind === "chdb" ? { kind: "chdb", path: target.path ?? defaultPath } : target };
+}
 
+/** What a DSN names before CHJOB_DATA_DIR is known: `chdb://` alone has no path of its own. */
+export type DsnTarget = Exclude<ClickHouseTarget, { kind: "chdb" }> | { kind: "chdb"; path: string | undefined };
+
+/**
+ * Parses a set (non-empty, trimmed) DSN. The error is the problem and its fix, without the
+ * variable's name (parseClickHouseDsn and the configuration table add it).
+ */
+export function parseDsnText(text: string): { target: DsnTarget } | { error: string } {
   const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s.exec(text);
   if (!schemeMatch) {
     return fail("is not a URL (no scheme://)", FORMS);
@@ -86,7 +100,7 @@ export function parseClickHouseDsn(dsn: string | undefined, dataDir: string): Ds
   const rest = schemeMatch[2]!;
 
   if (scheme === "chdb") {
-    return { target: { kind: "chdb", path: rest === "" ? defaultPath : rest } };
+    return { target: { kind: "chdb", path: rest === "" ? undefined : rest } };
   }
   if (scheme !== "clickhouse" && scheme !== "http" && scheme !== "https") {
     return fail(`unsupported scheme "${scheme}://"`, FORMS);

@@ -4,7 +4,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from "@clickhouse/client";
-import type { ClickHouseTarget } from "../config-types.js";
+import type { ClickHouseTarget } from "../config/types.js";
 import { chdbClient } from "./chdb.js";
 import { byExportUrl, byQueryId, ClientEngine, type ClickHouseEngine } from "./engine.js";
 

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { describeClickHouseError, type ClickHouseEngine } from "../clickhouse/engine.js";
 import { exportSql, objectUrl } from "../clickhouse/export-sql.js";
-import type { S3Location } from "../config-types.js";
+import type { S3Location } from "../config/types.js";
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
 import type { ObjectStore } from "../storage/object-store.js";

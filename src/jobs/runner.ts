@@ -6,7 +6,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { ClickHouseSettings } from "@clickhouse/client";
 import type { Subscription } from "rxjs";
-import type { S3Location } from "../config-types.js";
+import type { S3Location } from "../config/types.js";
 import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
 import { AlreadyExistsError, jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";

@@ -1,4 +1,4 @@
-// Input rules of CONTRACT §2, as pure functions that throw InvalidArgumentError
+// Input rules (docs/api.md, "Input rules"), as pure functions that throw InvalidArgumentError
 // naming the field and the fix.
 import { InvalidArgumentError } from "../errors.js";
 import { lexQuery } from "../clickhouse/sql-text.js";

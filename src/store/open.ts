@@ -1,6 +1,7 @@
 // Opens the configured job store: PostgreSQL (a URL, or Dekart's own
 // DEKART_POSTGRES_* variables) or, by default, PGlite under CHJOB_DATA_DIR/jobs;
 // then brings its schema up to date.
+import type { StoreTarget } from "../config/types.js";
 import type { JobStore } from "./job-store.js";
 import { migrate } from "./migrations.js";
 import { openPGlite } from "./pglite.js";
@@ -8,19 +9,7 @@ import { openPostgres } from "./postgres.js";
 import { SqlJobStore } from "./sql-job-store.js";
 import type { SqlClient } from "./sql.js";
 
-export type StoreTarget =
-  | { kind: "pglite"; directory: string; schema: string }
-  | {
-      kind: "postgres";
-      /** Complete URL, credentials included: never logged. */
-      url: string;
-      host: string;
-      port: number;
-      database: string;
-      user: string;
-      schema: string;
-      source: "CHJOB_DATABASE_URL" | "DEKART_POSTGRES_HOST";
-    };
+export type { StoreTarget };
 
 export interface OpenStoreOptions {
   /** Connections in the pool of a PostgreSQL store. */

@@ -1,4 +1,5 @@
-// The typed configuration: parsed once from the environment by parseConfig (src/config.ts).
+// The typed configuration: parsed once from the environment by parseConfig (./parse.ts), one
+// variable at a time by the table in ./variables.ts.
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -49,8 +50,28 @@ export interface S3Settings {
   copy: { multipartThreshold: number; partSize: number };
 }
 
-export type { StoreTarget } from "./store/open.js";
-import type { StoreTarget } from "./store/open.js";
+/**
+ * Where the job store lives: PostgreSQL (CHJOB_DATABASE_URL, or Dekart's DEKART_POSTGRES_* when no
+ * URL is given) or the embedded PGlite under `<CHJOB_DATA_DIR>/jobs`.
+ */
+export type StoreTarget =
+  | { kind: "pglite"; directory: string; schema: string }
+  | {
+      kind: "postgres";
+      /**
+       * A complete postgres:// URL, credentials and sslmode included: CHJOB_DATABASE_URL as given,
+       * or built from DEKART_POSTGRES_* (user and password percent-encoded, `sslmode=disable` as
+       * Dekart connects). It holds the password: never log it.
+       */
+      url: string;
+      host: string;
+      port: number;
+      database: string;
+      user: string;
+      /** Schema of chjob's tables (CHJOB_DATABASE_SCHEMA), folded to lower case. */
+      schema: string;
+      source: "CHJOB_DATABASE_URL" | "DEKART_POSTGRES_HOST";
+    };
 
 export interface Config {
   clickhouse: ClickHouseTarget;
@@ -77,5 +98,12 @@ export interface Config {
   logLevel: LogLevel;
   demoRows: number;
   store: StoreTarget;
-  replica: { id: string; leaseMs: number; maxAttempts: number };
+  replica: {
+    /** CHJOB_REPLICA_ID: this process's name in leases and `Job.replica`. */
+    id: string;
+    /** CHJOB_LEASE: how long a running job stays with a replica that stopped renewing it. */
+    leaseMs: number;
+    /** CHJOB_MAX_ATTEMPTS: runs of one job across restarts and take-overs. */
+    maxAttempts: number;
+  };
 }
