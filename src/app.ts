@@ -50,11 +50,6 @@ async function start(
   closeAll: () => Promise<void>,
 ): Promise<Service> {
   const { s3 } = config;
-  // Opening the store (PGlite's first open runs initdb: seconds) overlaps the engine's start.
-  const storeOpening = openStore(config.store, {
-    onRetry: (err, attempt) => log.warn({ err: redact(String(err)), attempt }, "the job store is unreachable; retrying a job's state write"),
-  });
-  closers.push(async () => (await storeOpening.catch(() => undefined))?.close());
   let embeddedS3: EmbeddedS3 | undefined;
   let endpoint = s3.endpoint;
   if (endpoint === undefined) {
@@ -96,6 +91,12 @@ async function start(
     throw new Error(`AWS_ENDPOINT: ${endpoint}: ${redact(err.message)}`);
   });
 
+  // After the quick checks of ClickHouse and S3, so that their failures are named at once;
+  // beside the demo table, since PGlite's first open (initdb) takes seconds too.
+  const storeOpening = openStore(config.store, {
+    onRetry: (err, attempt) => log.warn({ err: redact(String(err)), attempt }, "the job store is unreachable; retrying a job's state write"),
+  });
+  closers.push(async () => (await storeOpening.catch(() => undefined))?.close());
   if (config.clickhouse.kind === "chdb" && config.demoRows > 0) await ensureDemoTable(engine, config.demoRows, log);
 
   const jobs = await storeOpening;
@@ -155,7 +156,7 @@ async function start(
     secretAccessKey: s3.secretAccessKey,
     timeoutMs: Math.min(20_000, config.jobs.timeoutMs),
   });
-  const stopProbe = probeHealth(engine, store, [s3.output.bucket, s3.storageBucket], health, log, config.healthIntervalMs);
+  const stopProbe = probeHealth(engine, store, jobs, [s3.output.bucket, s3.storageBucket], health, log, config.healthIntervalMs);
   runner.start();
 
   log.info(
@@ -217,8 +218,8 @@ async function checkBuckets(store: ObjectStore, buckets: string[]): Promise<void
   for (const bucket of new Set(buckets)) await store.checkBucket(bucket);
 }
 
-/** Re-checks ClickHouse and both buckets now and then; health follows. */
-function probeHealth(engine: ClickHouseEngine, store: ObjectStore, buckets: string[], health: HealthState, log: Logger, everyMs: number): () => void {
+/** Re-checks ClickHouse, both buckets and the job store now and then; health follows. */
+function probeHealth(engine: ClickHouseEngine, store: ObjectStore, jobs: JobStore, buckets: string[], health: HealthState, log: Logger, everyMs: number): () => void {
   let last = Serving.SERVING;
   let busy = false;
   const timer = setInterval(async () => {
@@ -229,6 +230,7 @@ function probeHealth(engine: ClickHouseEngine, store: ObjectStore, buckets: stri
     try {
       await engine.ping();
       await checkBuckets(store, buckets);
+      await jobs.ping();
     } catch (err) {
       next = Serving.NOT_SERVING;
       problem = err instanceof Error ? err.message : String(err);

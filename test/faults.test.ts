@@ -297,56 +297,7 @@ withClickHouseServer("ClickHouse down while the service runs: new jobs FAILED 'u
   }
 });
 
-// ---------------------------------------------------------------- SIGKILL
-
-test("SIGKILL mid-export, restart on the same data: in-flight jobs are gone (NOT_FOUND), no partial object anywhere; the next job is DONE", async () => {
-  const first = await startService({ env: { CHJOB_PROGRESS_INTERVAL: "100ms" } });
-  const cwd = first.cwd;
-  let second: ServiceProcess | undefined;
-  try {
-    let client = first.client();
-    const old = await runJob(client, { reportId: "killed", queryId: "q", queryText: "SELECT 'old' AS v" });
-    assert.is(old.status, JobStatus.DONE, old.error);
-    const inFlight = await client.createJob({ reportId: "killed", queryId: "q", queryText: BIG_EXPORT });
-    const watcher = collect(client.watchJob(inFlight.id).states).then(() => undefined, (e: unknown) => e as ServiceError);
-    await waitFor(async () => Number((await client.getJob(inFlight.id)).progress?.rowsRead ?? 0) > ROWS / 3, 20_000);
-    first.child.kill("SIGKILL");
-    await first.exited;
-    assert.is(first.child.signalCode, "SIGKILL");
-    const cut = await watcher;
-    note("a watcher open during the SIGKILL:", cut?.code, cut?.details);
-    assert.is(cut?.code, grpcStatus.UNAVAILABLE, "an open watch stream ends UNAVAILABLE");
-
-    second = await startService({ cwd, env: { CHJOB_PROGRESS_INTERVAL: "100ms" } });
-    client = second.client();
-    for (const id of [inFlight.id, old.id]) {
-      const err = (await client.getJob(id).catch((e: unknown) => e)) as ServiceError;
-      assert.is(err.code, grpcStatus.NOT_FOUND, `GetJob ${id}`);
-      const watchErr = (await collect(client.watchJob(id).states).catch((e: unknown) => e)) as ServiceError;
-      assert.is(watchErr.code, grpcStatus.NOT_FOUND, `WatchJob ${id}`);
-    }
-    assert.is((await client.listJobs({})).jobs.length, 0, "the registry starts empty");
-
-    const s3 = s3Client(second.s3Endpoint);
-    assert.not.ok(await objectExists(s3, `s3://dekart-dev-local/${inFlight.id}.csv`), "nothing at the killed job's result object");
-    // The killed multipart export never completed: the export path still holds the previous result.
-    assert.is((await getObject(s3, inFlight.exportUri)).toString(), '"v"\n"old"\n');
-    assert.is((await getObject(s3, old.resultUri)).toString(), '"v"\n"old"\n');
-    const uploads = join(cwd, ".chjob", "s3", "dekart-dev-local", "._S3rver_uploads");
-    assert.ok(readdirSync(uploads).length > 0, "its parts stay as an incomplete upload");
-    note("after SIGKILL, s3rver keeps the unfinished upload:", readdirSync(uploads).map((u) => `${u}: ${readdirSync(join(uploads, u)).join(",")}`));
-
-    const next = await runJob(client, { reportId: "killed", queryId: "q", queryText: "SELECT 'new' AS v" });
-    assert.is(next.status, JobStatus.DONE, next.error);
-    assert.is((await getObject(s3, next.exportUri)).toString(), '"v"\n"new"\n');
-    assert.is((await getObject(s3, next.resultUri)).toString(), '"v"\n"new"\n');
-    assertCleanLog(second);
-  } finally {
-    if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill("SIGKILL");
-    await second?.stop();
-    rmSync(cwd, { recursive: true, force: true });
-  }
-});
+// SIGKILL and restarts: test/durability.test.ts.
 
 // ---------------------------------------------------------------- watchers
 

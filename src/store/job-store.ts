@@ -102,6 +102,8 @@ export interface JobStore {
   expireLeases(owner: string | undefined): Promise<number>;
   /** Deletes finished jobs that ended more than `retentionMs` ago; returns how many. */
   deleteExpired(retentionMs: number): Promise<number>;
+  /** Throws when the store does not answer (health). */
+  ping(): Promise<void>;
   /** A secret kept in the store, made on first use: it signs page tokens, so they survive restarts and work on every replica. */
   pageTokenKey(): Promise<Buffer>;
   close(): Promise<void>;

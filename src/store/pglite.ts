@@ -1,8 +1,8 @@
 // The embedded job store's SQL client: PGlite (PostgreSQL compiled to
 // WebAssembly) in this process, persisted in a directory. Loaded lazily: it
 // is an optional dependency needed only when no PostgreSQL server is configured.
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { lockDirectory } from "./dir-lock.js";
 import type { Row, SqlClient, SqlRunner } from "./sql.js";
 
@@ -23,12 +23,29 @@ export async function openPGlite(directory: string): Promise<SqlClient> {
   const lock = lockDirectory(directory, "CHJOB_DATA_DIR");
   try {
     const { PGlite } = await loadPGlite();
+    if (!existsSync(directory)) await initialise(PGlite, directory);
     const db = await PGlite.create(directory);
     return new PGliteClient(db, directory, () => lock.release());
   } catch (err) {
     lock.release();
     throw err;
   }
+}
+
+/**
+ * initdb into a directory beside the target, renamed into place when complete:
+ * a first start interrupted (Ctrl-C, a failed check) leaves no half-made store.
+ */
+async function initialise(PGlite: PGliteModule["PGlite"], directory: string): Promise<void> {
+  const parent = dirname(directory);
+  const stem = `${basename(directory)}.init-`;
+  for (const name of readdirSync(parent)) {
+    if (name.startsWith(stem)) rmSync(join(parent, name), { recursive: true, force: true }); // left by an interrupted start
+  }
+  const building = join(parent, `${stem}${process.pid}`);
+  const db = await PGlite.create(building);
+  await db.close();
+  renameSync(building, directory);
 }
 
 class PGliteClient implements SqlClient {

@@ -278,6 +278,10 @@ export class SqlJobStore implements JobStore {
     }
   }
 
+  async ping(): Promise<void> {
+    await this.reading(() => this.db.query("SELECT 1"));
+  }
+
   async pageTokenKey(): Promise<Buffer> {
     await this.db.query(`INSERT INTO ${this.settings} (name, value) VALUES ('page_token_key', $1) ON CONFLICT (name) DO NOTHING`, [randomBytes(32).toString("base64")]);
     const [row] = await this.db.query<{ value: string }>(`SELECT value FROM ${this.settings} WHERE name = 'page_token_key'`);
