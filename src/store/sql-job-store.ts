@@ -119,15 +119,16 @@ export class SqlJobStore implements JobStore {
     const params: unknown[] = [];
     if (reportId !== undefined) where.push(`report_id = $${params.push(reportId)}`);
     if (after !== undefined) where.push(`seq < $${params.push(after)}::bigint`);
+    // The position is not called `seq`: ORDER BY would take that output column (text, where '9' > '10').
     const rows = await this.reading(() =>
-      this.db.query<JobRow & { seq: string }>(
-        `SELECT ${COLUMNS}, seq::text AS seq FROM ${this.t} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+      this.db.query<JobRow & { position: string }>(
+        `SELECT ${COLUMNS}, seq::text AS position FROM ${this.t} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
          ORDER BY seq DESC LIMIT $${params.push(limit + 1)}::int`,
         params,
       ),
     );
     const page = rows.slice(0, limit);
-    return { jobs: page.map(toSnapshot), next: rows.length > limit ? page.at(-1)!.seq : undefined };
+    return { jobs: page.map(toSnapshot), next: rows.length > limit ? page.at(-1)!.position : undefined };
   }
 
   async pendingCount(): Promise<number> {
