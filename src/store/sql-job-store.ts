@@ -202,7 +202,8 @@ export class SqlJobStore implements JobStore {
     for (const [field, value] of Object.entries(change) as Array<[keyof StateChange, unknown]>) {
       const column = WRITABLE[field];
       if (!column) continue;
-      const cast = column === "progress" ? "::jsonb" : column === "status" ? "::smallint" : /size|rows|bytes/.test(column) ? "::bigint" : "";
+      // progress goes as JSON text: typed jsonb, the postgres driver would JSON-encode the text again (a jsonb string).
+      const cast = column === "progress" ? "::text::jsonb" : column === "status" ? "::smallint" : /size|rows|bytes/.test(column) ? "::bigint" : "";
       sets.push(`${column} = $${params.push(column === "progress" ? JSON.stringify(value) : (value ?? null))}${cast}`);
     }
     if (opts.release) sets.push("owner = NULL", "lease_until = NULL");
