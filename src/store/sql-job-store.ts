@@ -84,6 +84,8 @@ export class SqlJobStore implements JobStore {
           const [seen] = await tx.query<JobRow & { request_hash: string }>(`SELECT ${COLUMNS}, request_hash FROM ${this.t} WHERE request_id = $1`, [job.requestId]);
           if (seen) return { kind: seen.request_hash === job.requestHash ? "existing" : "conflict", job: toSnapshot(seen) };
         }
+        // Creates take turns at the count, or two replicas both see room for one more and both insert.
+        await lock(tx, `queue ${this.opts.schema}`);
         const [{ n }] = (await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.t} WHERE status = ${JobStatus.PENDING}`)) as [{ n: number }];
         if (n >= queueLimit) return { kind: "queue-full", pending: n };
         // Creates for one (report_id, query_id) take turns, so each sees the one before it.
