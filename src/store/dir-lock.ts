@@ -2,6 +2,7 @@
 // two processes on one PGlite directory corrupt it. The lock file holds the
 // holder's pid; a lock whose process is gone (killed) is stale and taken over.
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
 
 export interface DirectoryLock {
   release(): void;
@@ -11,9 +12,12 @@ export class DirectoryLockedError extends Error {
   override readonly name = "DirectoryLockedError";
 }
 
+/** Lock files this process holds now: a file naming this pid is ours only if it is in here (else an earlier process with our pid left it). */
+const held = new Set<string>();
+
 /** Takes `<path>.lock` for this process or throws DirectoryLockedError naming the holder. */
 export function lockDirectory(path: string, variable: string): DirectoryLock {
-  const file = `${path}.lock`;
+  const file = resolve(`${path}.lock`);
   for (let tries = 0; tries < 3; tries++) {
     let fd: number;
     try {
@@ -21,7 +25,7 @@ export function lockDirectory(path: string, variable: string): DirectoryLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = Number(readFileSync(file, "utf8").trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid ? held.has(file) : isAlive(holder))) {
         throw new DirectoryLockedError(
           `${variable}: the job store ${path} is in use by process ${holder} (another chjob serve on the same data directory?); stop it, or give this one another CHJOB_DATA_DIR`,
         );
@@ -32,11 +36,13 @@ export function lockDirectory(path: string, variable: string): DirectoryLock {
     }
     writeSync(fd, `${process.pid}\n`);
     closeSync(fd);
+    held.add(file);
     let released = false;
     return {
       release() {
         if (released) return;
         released = true;
+        held.delete(file);
         try {
           if (Number(readFileSync(file, "utf8").trim()) === process.pid) rmSync(file, { force: true });
         } catch {

@@ -84,6 +84,8 @@ export class SqlJobStore implements JobStore {
           const [seen] = await tx.query<JobRow & { request_hash: string }>(`SELECT ${COLUMNS}, request_hash FROM ${this.t} WHERE request_id = $1`, [job.requestId]);
           if (seen) return { kind: seen.request_hash === job.requestHash ? "existing" : "conflict", job: toSnapshot(seen) };
         }
+        // Creates take turns at the count, or two replicas both see room for one more and both insert.
+        await lock(tx, `queue ${this.opts.schema}`);
         const [{ n }] = (await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.t} WHERE status = ${JobStatus.PENDING}`)) as [{ n: number }];
         if (n >= queueLimit) return { kind: "queue-full", pending: n };
         // Creates for one (report_id, query_id) take turns, so each sees the one before it.
@@ -119,15 +121,16 @@ export class SqlJobStore implements JobStore {
     const params: unknown[] = [];
     if (reportId !== undefined) where.push(`report_id = $${params.push(reportId)}`);
     if (after !== undefined) where.push(`seq < $${params.push(after)}::bigint`);
+    // The position is not called `seq`: ORDER BY would take that output column (text, where '9' > '10').
     const rows = await this.reading(() =>
-      this.db.query<JobRow & { seq: string }>(
-        `SELECT ${COLUMNS}, seq::text AS seq FROM ${this.t} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+      this.db.query<JobRow & { position: string }>(
+        `SELECT ${COLUMNS}, seq::text AS position FROM ${this.t} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
          ORDER BY seq DESC LIMIT $${params.push(limit + 1)}::int`,
         params,
       ),
     );
     const page = rows.slice(0, limit);
-    return { jobs: page.map(toSnapshot), next: rows.length > limit ? page.at(-1)!.seq : undefined };
+    return { jobs: page.map(toSnapshot), next: rows.length > limit ? page.at(-1)!.position : undefined };
   }
 
   async pendingCount(): Promise<number> {
@@ -201,7 +204,8 @@ export class SqlJobStore implements JobStore {
     for (const [field, value] of Object.entries(change) as Array<[keyof StateChange, unknown]>) {
       const column = WRITABLE[field];
       if (!column) continue;
-      const cast = column === "progress" ? "::jsonb" : column === "status" ? "::smallint" : /size|rows|bytes/.test(column) ? "::bigint" : "";
+      // progress goes as JSON text: typed jsonb, the postgres driver would JSON-encode the text again (a jsonb string).
+      const cast = column === "progress" ? "::text::jsonb" : column === "status" ? "::smallint" : /size|rows|bytes/.test(column) ? "::bigint" : "";
       sets.push(`${column} = $${params.push(column === "progress" ? JSON.stringify(value) : (value ?? null))}${cast}`);
     }
     if (opts.release) sets.push("owner = NULL", "lease_until = NULL");
