@@ -26,16 +26,11 @@ export async function serve(): Promise<number> {
   }
   const redact = createRedactor([config.s3.secretAccessKey, config.grpc.authToken, passwordOf(config.clickhouse)]);
   const log = createLogger(config.logLevel, redact);
-  let service;
-  try {
-    service = await startService(config, log, redact);
-  } catch (err) {
-    log.fatal({ err: redact((err as Error).message) }, "chjob could not start");
-    process.stderr.write(`chjob: could not start: ${redact((err as Error).message)}\n`);
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
+  // Listening from before the start: a signal that comes while starting (or between the
+  // "chjob serving" line and the end of startService) stops the service once it is up.
+  // The handlers go with the first signal: a second one ends the process at once.
+  const stopRequested = new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
       log.info({ signal }, "signal received");
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
@@ -44,6 +39,15 @@ export async function serve(): Promise<number> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  let service;
+  try {
+    service = await startService(config, log, redact);
+  } catch (err) {
+    log.fatal({ err: redact((err as Error).message) }, "chjob could not start");
+    process.stderr.write(`chjob: could not start: ${redact((err as Error).message)}\n`);
+    return 1;
+  }
+  await stopRequested;
   await service.stop();
   return 0;
 }

@@ -1,0 +1,92 @@
+// The first start as a user sees it, with nothing set but what is named.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { cleanEnv, MAIN } from "./support/service.js";
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `chjob serve` in a fresh directory; `stopAt`: SIGTERM once this is in its log. Every
+ * variable of the caller's (CHJOB_, DEKART_, AWS_) is left out, so the AWS SDK's
+ * warning is not silenced by the test runner's environment.
+ */
+function start(env: Record<string, string>, stopAt?: string): { child: ChildProcess; done: Promise<Run> } {
+  const cwd = mkdtempSync(join(tmpdir(), "chjob-startup-"));
+  const child = spawn(process.execPath, [MAIN, "serve"], {
+    cwd,
+    env: { ...cleanEnv(), CHJOB_GRPC_ADDRESS: "127.0.0.1:0", CHJOB_EMBEDDED_S3_ADDRESS: "127.0.0.1:0", CHJOB_DEMO_ROWS: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  let stopping = false;
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+    if (stopAt !== undefined && !stopping && stdout.includes(stopAt)) stopping = child.kill("SIGTERM");
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const done = new Promise<Run>((resolve) =>
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      rmSync(cwd, { recursive: true, force: true });
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+  return { child, done };
+}
+const serve = (env: Record<string, string>, stopAt?: string) => start(env, stopAt).done;
+
+const show = (r: Run) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+const messages = (r: Run) => r.stdout.trimEnd().split("\n").map((l) => (JSON.parse(l) as { msg: string }).msg);
+
+/** A plain TCP listener on a free loopback port (as a second chjob or LocalStack would hold it). */
+async function occupy(): Promise<{ address: string; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return { address: `127.0.0.1:${port}`, server };
+}
+
+const test = suite("startup");
+
+test("SIGTERM while starting: the service stops as soon as it is up, exit 0", async () => {
+  // A free port known in advance, and a start held up ~3 s by an export probe that cannot
+  // reach S3: once the gRPC port accepts connections, the start is not over yet.
+  const free = await occupy();
+  await new Promise((resolve) => free.server.close(resolve));
+  const { child, done } = start({ CHJOB_GRPC_ADDRESS: free.address, DEKART_CLICKHOUSE_S3_ENDPOINT: "http://127.0.0.1:1", CHJOB_JOB_TIMEOUT: "3s" });
+  const [host, port] = free.address.split(":") as [string, string];
+  const deadline = Date.now() + 30_000;
+  while (!(await accepts(host, Number(port))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  child.kill("SIGTERM");
+  const r = await done;
+  assert.is(r.code, 0, show(r));
+  const log = messages(r);
+  const signalled = log.indexOf("signal received");
+  assert.ok(signalled >= 0 && signalled < log.indexOf("chjob serving"), show(r));
+  assert.is(log.at(-1), "stopped", show(r));
+});
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+test.run();
