@@ -26,6 +26,9 @@ export async function serve(): Promise<number> {
   }
   const redact = createRedactor([config.s3.secretAccessKey, config.grpc.authToken, passwordOf(config.clickhouse)]);
   const log = createLogger(config.logLevel, redact);
+  if (Number(process.versions.node.split(".")[0]) < 22) {
+    log.info({ node: process.version }, "Node.js 20 reached end of life in April 2026: chjob runs on it, but Node 24 is recommended (22 is maintained; AWS SDK releases after early January 2027 need 22 or later)");
+  }
   // Listening from before the start: a signal that comes while starting (or between the
   // "chjob serving" line and the end of startService) stops the service once it is up.
   // The handlers go with the first signal: a second one ends the process at once.
