@@ -1,6 +1,7 @@
 // The first start as a user sees it, with nothing set but what is named (no
-// AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED either): a normal start writes
-// nothing on stderr on any supported Node.
+// AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED either): a port that is taken
+// is one line naming its variable and exit 2, and a normal start writes nothing
+// on stderr on any supported Node.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
@@ -55,6 +56,8 @@ const serve = (env: Record<string, string>, stopAt?: string) => start(env, stopA
 const SERVING = '"msg":"chjob serving"';
 const show = (r: Run) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 const messages = (r: Run) => r.stdout.trimEnd().split("\n").map((l) => (JSON.parse(l) as { msg: string }).msg);
+/** The log lines a start that fails before serving may write: the Node line (on Node 20) and the failure. */
+const failedStart = NODE_MAJOR < 22 ? [EOL_LINE, "chjob could not start"] : ["chjob could not start"];
 
 /** A plain TCP listener on a free loopback port (as a second chjob or LocalStack would hold it). */
 async function occupy(): Promise<{ address: string; server: Server }> {
@@ -65,6 +68,28 @@ async function occupy(): Promise<{ address: string; server: Server }> {
 }
 
 const test = suite("startup");
+
+test("CHJOB_EMBEDDED_S3_ADDRESS in use: one line naming the variable, exit 2, no stack trace", async () => {
+  const busy = await occupy();
+  try {
+    const r = await serve({ CHJOB_EMBEDDED_S3_ADDRESS: busy.address });
+    assert.is(r.code, 2, show(r));
+    assert.is(
+      r.stderr,
+      `chjob: could not start: CHJOB_EMBEDDED_S3_ADDRESS: cannot listen on ${busy.address}: the port is in use (another chjob? LocalStack?); ` +
+        "set CHJOB_EMBEDDED_S3_ADDRESS to a free address (port 0 picks one), or AWS_ENDPOINT to use that S3 server\n",
+      show(r),
+    );
+    assert.equal(
+      messages(r).map((m) => (m.startsWith(EOL_LINE) ? EOL_LINE : m)),
+      failedStart,
+      show(r),
+    );
+    assert.match(r.stdout, `"err":"CHJOB_EMBEDDED_S3_ADDRESS: cannot listen on ${busy.address}: the port is in use`);
+  } finally {
+    busy.server.close();
+  }
+});
 
 test("a start writes nothing on stderr: no AWS SDK Node-version warning; on Node 20 one log line says so instead", async () => {
   const r = await serve({}, SERVING);

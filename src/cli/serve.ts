@@ -48,7 +48,8 @@ export async function serve(): Promise<number> {
   } catch (err) {
     log.fatal({ err: redact((err as Error).message) }, "chjob could not start");
     process.stderr.write(`chjob: could not start: ${redact((err as Error).message)}\n`);
-    return 1;
+    // A port that cannot be listened on is fixed in the configuration, like the problems above.
+    return (err as Error).name === "ListenError" ? 2 : 1;
   }
   await stopRequested;
   await service.stop();

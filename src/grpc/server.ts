@@ -62,11 +62,18 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   };
 }
 
+/**
+ * A listen failure is a configuration problem (`chjob serve` exits 2): the error
+ * is named ListenError and its message names the variable to change.
+ */
 function bindError(address: string, err: Error): Error {
-  const inUse = /EADDRINUSE|address already in use|No address added/i.test(err.message);
-  return new Error(
-    inUse
-      ? `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: the port is in use (another chjob?); set CHJOB_GRPC_ADDRESS to a free address`
-      : `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: ${err.message}`,
+  // grpc-js words it "No address added out of total 1 resolved errors: [listen EADDRINUSE: …]".
+  const reason = /errors: \[(.+)\]$/s.exec(err.message)?.[1] ?? err.message;
+  const inUse = /EADDRINUSE|address already in use/i.test(reason);
+  const e = new Error(
+    `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: ` +
+      (inUse ? "the port is in use (another chjob?); set CHJOB_GRPC_ADDRESS to a free address" : reason),
   );
+  e.name = "ListenError";
+  return e;
 }
