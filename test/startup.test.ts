@@ -91,6 +91,26 @@ test("CHJOB_EMBEDDED_S3_ADDRESS in use: one line naming the variable, exit 2, no
   }
 });
 
+test("CHJOB_GRPC_ADDRESS in use: our one line, exit 2, no grpc-js 'E No address added' line", async () => {
+  const busy = await occupy();
+  try {
+    const r = await serve({ CHJOB_GRPC_ADDRESS: busy.address });
+    assert.is(r.code, 2, show(r));
+    assert.is(
+      r.stderr,
+      `chjob: could not start: CHJOB_GRPC_ADDRESS: cannot listen on ${busy.address}: the port is in use (another chjob?); set CHJOB_GRPC_ADDRESS to a free address\n`,
+      show(r),
+    );
+    assert.equal(
+      messages(r).map((m) => (m.startsWith(EOL_LINE) ? EOL_LINE : m)),
+      failedStart,
+      show(r),
+    );
+  } finally {
+    busy.server.close();
+  }
+});
+
 test("a start writes nothing on stderr: no AWS SDK Node-version warning; on Node 20 one log line says so instead", async () => {
   const r = await serve({}, SERVING);
   assert.is(r.code, 0, show(r));
