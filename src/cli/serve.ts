@@ -1,4 +1,6 @@
 // `chjob serve`: parse the configuration once, start the service, drain on SIGTERM/SIGINT.
+// Exit codes (README "Exit status of chjob serve"): 0 stopped after a signal, 1 could not
+// start, 2 a bad configuration or a listen address that cannot be used (3, usage, is main.ts's).
 import { loadEnv, parseConfig } from "../config.js";
 import { startService } from "../app.js";
 import { createLogger } from "../log.js";
