@@ -142,6 +142,7 @@ async function start(
     maxReceiveBytes: config.jobs.maxQueryBytes + 64 * 1024,
     jobService: jobServiceHandlers({ runner, store: jobs, watchers, pageTokenKey: await jobs.pageTokenKey(), log, maxQueryBytes: config.jobs.maxQueryBytes }),
     health,
+    log,
   });
   health.setAll(Serving.SERVING);
   // Before serving, so that the first jobs do not run beside it; bounded by its timeout.

@@ -133,6 +133,8 @@ test("run: a good query exits 0, one line per status change, and names the resul
   assert.is(statusLines.at(-1)!.split(" ")[2], "DONE");
   assert.not.match(r.stdout, "\x1b[", "no terminal control sequences when stdout is not a TTY");
   assert.is(r.stderr, "");
+  // The hint names a command that works after `npm ci` (no global chjob on PATH).
+  assert.match(r.stdout, `job ${id} created (report cli-test, query q1); follow it elsewhere with: npx chjob watch ${id}\n`);
   const job = await ctx.client.getJob(id);
   assert.is(job.status, JobStatus.DONE);
   assert.is(job.reportId, "cli-test");
@@ -320,15 +322,32 @@ test("the address defaults to CHJOB_GRPC_ADDRESS", async (ctx) => {
   assert.match(unset.stderr, "127.0.0.1:2");
 });
 
-test("usage errors exit 3", async () => {
-  const r = await cli(["run"]);
-  assert.is(r.code, 3, show(r));
-  assert.match(r.stderr, "missing required argument 'sql'");
-  assert.is((await cli(["frobnicate"])).code, 3);
-  assert.is((await cli(["list", "--limit", "zero", "--address", "127.0.0.1:1"])).code, 3);
-  const help = await cli(["--help"]);
-  assert.is(help.code, 0);
-  assert.match(help.stdout, "demo-data");
+test("usage errors exit 3, every stderr line starting with chjob: (commander's own too)", async () => {
+  const cases: Array<[string[], string]> = [
+    [["run"], "chjob: missing required argument 'sql'\nchjob: `chjob run --help` lists its options\n"],
+    [["frobnicate"], "chjob: unknown command 'frobnicate'\nchjob: `chjob --help` lists the commands\n"],
+    [["list", "--jsn"], "chjob: unknown option '--jsn' (Did you mean --json?)\nchjob: `chjob list --help` lists its options\n"],
+    [["watch", "a", "b"], "chjob: too many arguments for 'watch'. Expected 1 argument but got 2.\nchjob: `chjob watch --help` lists its options\n"],
+    [["run", "--report"], "chjob: option '--report <id>' argument missing\nchjob: `chjob run --help` lists its options\n"],
+    [["list", "--limit", "zero", "--address", "127.0.0.1:1"], 'chjob: --limit: "zero" is not a whole number ≥ 1\n'],
+  ];
+  for (const [args, stderr] of cases) {
+    const r = await cli(args);
+    assert.is(r.code, 3, show(r));
+    assert.is(r.stderr, stderr, show(r));
+    assert.is(r.stdout, "", show(r));
+  }
+  // No command at all: the help on stderr, and a usage error.
+  const bare = await cli([]);
+  assert.is(bare.code, 3, show(bare));
+  assert.match(bare.stderr, "Usage: chjob");
+  // Help asked for is not an error, however it is asked for.
+  for (const args of [["--help"], ["help"], ["help", "run"], ["run", "--help"]]) {
+    const help = await cli(args);
+    assert.is(help.code, 0, show(help));
+    assert.is(help.stderr, "", show(help));
+    assert.match(help.stdout, args.includes("run") ? "--report" : "demo-data");
+  }
 });
 
 test(`the demo table: ${DEMO_ROWS} rows after an embedded start, and its queries complete`, async (ctx) => {

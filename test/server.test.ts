@@ -151,7 +151,7 @@ test("a port in use is a clear error naming the variable", async ({ svc }) => {
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const code = await new Promise((r) => child.on("exit", r));
-    assert.is(code, 1);
+    assert.is(code, 2, "a configuration problem");
     assert.match(stderr, /CHJOB_GRPC_ADDRESS: cannot listen on 127\.0\.0\.1:\d+: the port is in use/);
   } finally {
     rmSync(cwd, { recursive: true, force: true });

@@ -251,7 +251,7 @@ export async function runCommand(sqlParts: string[], opts: RunOptions): Promise<
   try {
     const created = await call(target, (c) => c.createJob({ reportId, queryId, queryText: sql }, CALL_TIMEOUT_MS));
     const view = renderer(opts);
-    if (!opts.json) out(`job ${created.id} created (report ${created.reportId}, query ${created.queryId}); follow it elsewhere with: chjob watch ${created.id}`);
+    if (!opts.json) out(`job ${created.id} created (report ${created.reportId}, query ${created.queryId}); follow it elsewhere with: npx chjob watch ${created.id}`);
     return await follow(target, created.id, view, { cancelOnInterrupt: true });
   } finally {
     target.client.close();

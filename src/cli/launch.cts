@@ -20,4 +20,12 @@ if (!process.env.UV_THREADPOOL_SIZE) {
   process.env.UV_THREADPOOL_SIZE = String(Math.min(1024, (Number.isSafeInteger(slots) && slots > 0 ? slots : 8) + 1 + 8));
 }
 
+// On Node 20 (end of life since April 2026) the AWS SDK prints a 7-line warning on
+// stderr at every start: its releases after early January 2027 need Node 22. The
+// locked SDK runs on 20, so chjob says so in one log line instead (`chjob serve`),
+// unless the variable is set (to anything) by the user.
+if (process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED === undefined && Number(process.versions.node.split(".")[0]) < 22) {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+}
+
 void import("./main.js");

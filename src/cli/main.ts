@@ -9,7 +9,10 @@ import { cancelCommand, getCommand, listCommand, runCommand, watchCommand } from
 const program = new Command()
   .name("chjob")
   .description("Run ClickHouse queries as asynchronous export jobs over gRPC")
-  .showHelpAfterError("(chjob --help lists the commands; chjob <command> --help their options)")
+  // Every error line starts with `chjob:`, commander's own too ("error: missing
+  // required argument 'sql'" and its "(Did you mean --json?)" become one line).
+  .configureOutput({ outputError: (text, write) => write(`chjob: ${text.trim().replace(/^error: /, "").replace(/\s*\n\s*/g, " ")}\n`) })
+  .showHelpAfterError("chjob: `chjob --help` lists the commands")
   // Usage errors exit with 3 (not commander's 1, which means a FAILED job here).
   .exitOverride();
 
@@ -98,13 +101,15 @@ program
   .option("--rows <n>", "number of synthetic rows", "1000000")
   .action(action(async (opts: { rows?: string }) => (await import("./demo-data.js")).demoDataCommand(opts)));
 
+for (const command of program.commands) command.showHelpAfterError(`chjob: \`chjob ${command.name()} --help\` lists its options`);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // --help and --version are not errors; commander has printed its message already.
-    const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
-    await exit(ok ? 0 : EXIT.USAGE);
+    // Commander has printed its message already. Help asked for (--help, `chjob help
+    // [command]`) ends with exitCode 0; help shown for a missing command with 1.
+    await exit(err.exitCode === 0 ? 0 : EXIT.USAGE);
   }
   throw err;
 }

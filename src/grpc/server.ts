@@ -1,5 +1,6 @@
 // The gRPC server: JobService, Health and reflection on one port.
 import { readFile } from "node:fs/promises";
+import { format } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { JobService } from "../../gen/chjob/v1/job_service_pb.js";
@@ -7,6 +8,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { reflectionPackage, serviceDefinition, type ServiceHandlers } from "./bridge.js";
 import { requireToken } from "./auth.js";
 import type { HealthState } from "./health.js";
+import type { Logger } from "../log.js";
 
 export interface GrpcServerOptions {
   address: string;
@@ -16,6 +18,8 @@ export interface GrpcServerOptions {
   maxReceiveBytes: number;
   jobService: ServiceHandlers<typeof JobService>;
   health: HealthState;
+  /** Takes grpc-js's own log lines (else it writes them to stderr in its own format). */
+  log?: Logger;
 }
 
 export interface RunningGrpcServer {
@@ -27,6 +31,7 @@ export interface RunningGrpcServer {
 }
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
+  if (opts.log) routeGrpcLogs(opts.log);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxReceiveBytes,
     "grpc.keepalive_permit_without_calls": 1,
@@ -62,11 +67,36 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   };
 }
 
+/**
+ * A listen failure is a configuration problem (`chjob serve` exits 2): the error
+ * is named ListenError and its message names the variable to change.
+ */
 function bindError(address: string, err: Error): Error {
-  const inUse = /EADDRINUSE|address already in use|No address added/i.test(err.message);
-  return new Error(
-    inUse
-      ? `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: the port is in use (another chjob?); set CHJOB_GRPC_ADDRESS to a free address`
-      : `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: ${err.message}`,
+  // grpc-js words it "No address added out of total 1 resolved errors: [listen EADDRINUSE: …]".
+  const reason = /errors: \[(.+)\]$/s.exec(err.message)?.[1] ?? err.message;
+  const inUse = /EADDRINUSE|address already in use/i.test(reason);
+  const e = new Error(
+    `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: ` +
+      (inUse ? "the port is in use (another chjob?); set CHJOB_GRPC_ADDRESS to a free address" : reason),
   );
+  e.name = "ListenError";
+  return e;
+}
+
+/**
+ * grpc-js's logger (process-wide) into ours, as JSON lines like every other. Its
+ * "No address added out of total N resolved" comes before the bind error that
+ * bindError words for people, so it goes to debug.
+ */
+function routeGrpcLogs(log: Logger): void {
+  const line = (args: unknown[]) => format(...args);
+  grpc.setLogger({
+    error: (...args: unknown[]) => {
+      const msg = line(args);
+      if (/^No address added/.test(msg)) log.debug({ grpc: msg }, "grpc-js: bind failed");
+      else log.error({ grpc: msg }, "grpc-js error");
+    },
+    info: (...args: unknown[]) => log.info({ grpc: line(args) }, "grpc-js"),
+    debug: (...args: unknown[]) => log.debug({ grpc: line(args) }, "grpc-js"),
+  });
 }

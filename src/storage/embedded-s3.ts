@@ -2,6 +2,7 @@
 // checks signatures, loaded only in embedded mode.
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 const require = createRequire(import.meta.url);
@@ -23,6 +24,8 @@ export interface EmbeddedS3 {
 
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
+  /** With a callback last it calls http.Server#listen and returns that server (run() uses it without one). */
+  listen(...args: unknown[]): Server | Promise<Server>;
   close(): Promise<void>;
   httpServer?: { closeAllConnections(): void };
 }
@@ -55,16 +58,19 @@ export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<Embedded
     directory: opts.directory,
     configureBuckets: opts.buckets.map((name) => ({ name })),
   });
-  let address: AddressInfo;
-  try {
-    address = await server.run();
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === "EADDRINUSE") {
-      throw new Error(`CHJOB_EMBEDDED_S3_ADDRESS: ${opts.host}:${opts.port} is in use; set CHJOB_EMBEDDED_S3_ADDRESS to a free address (port 0 picks one)`);
-    }
-    throw err;
-  }
+  // s3rver's own listen() leaves the http server's 'error' event unhandled: a
+  // busy port would crash the process with a stack trace instead of rejecting.
+  const listen = server.listen.bind(server);
+  server.listen = (...args: unknown[]) =>
+    new Promise<Server>((resolve, reject) => {
+      const http = listen(...args, () => {
+        http.off("error", onError);
+        resolve(http);
+      }) as Server;
+      const onError = (err: NodeJS.ErrnoException) => reject(listenError(opts.host, opts.port, err));
+      http.once("error", onError);
+    });
+  const address = await server.run();
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
     endpoint: `http://${host}:${address.port}`,
@@ -75,4 +81,19 @@ export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<Embedded
       await closed;
     },
   };
+}
+
+/**
+ * A listen failure is a configuration problem (`chjob serve` exits 2): the error
+ * is named ListenError and its message names the variable to change.
+ */
+function listenError(host: string, port: number, err: NodeJS.ErrnoException): Error {
+  const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const reason =
+    err.code === "EADDRINUSE"
+      ? "the port is in use (another chjob? LocalStack?); set CHJOB_EMBEDDED_S3_ADDRESS to a free address (port 0 picks one), or AWS_ENDPOINT to use that S3 server"
+      : err.message;
+  const e = new Error(`CHJOB_EMBEDDED_S3_ADDRESS: cannot listen on ${address}: ${reason}`);
+  e.name = "ListenError";
+  return e;
 }
