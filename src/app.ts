@@ -11,6 +11,7 @@ import { HealthState, Serving } from "./grpc/health.js";
 import { startGrpcServer, type RunningGrpcServer } from "./grpc/server.js";
 import { JobRunner } from "./jobs/runner.js";
 import { JobWatchHub } from "./jobs/watch-hub.js";
+import { lockDirectory } from "./store/dir-lock.js";
 import { openStore } from "./store/open.js";
 import type { JobStore } from "./store/job-store.js";
 import { probeExportPath } from "./jobs/export-probe.js";
@@ -50,6 +51,9 @@ async function start(
   closeAll: () => Promise<void>,
 ): Promise<Service> {
   const { s3 } = config;
+  // First of all: a second process on the same embedded store is refused before it touches anything.
+  const storeLock = config.store.kind === "pglite" ? lockDirectory(config.store.directory, "CHJOB_DATA_DIR") : undefined;
+  closers.push(() => storeLock?.release());
   let embeddedS3: EmbeddedS3 | undefined;
   let endpoint = s3.endpoint;
   if (endpoint === undefined) {
@@ -94,6 +98,7 @@ async function start(
   // After the quick checks of ClickHouse and S3, so that their failures are named at once;
   // beside the demo table, since PGlite's first open (initdb) takes seconds too.
   const storeOpening = openStore(config.store, {
+    lock: storeLock,
     onRetry: (err, attempt) => log.warn({ err: redact(String(err)), attempt }, "the job store is unreachable; retrying a job's state write"),
   });
   closers.push(async () => (await storeOpening.catch(() => undefined))?.close());

@@ -34,3 +34,11 @@ export class UnauthenticatedError extends Error {
 export function jobNotFound(id: string): NotFoundError {
   return new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
 }
+
+/**
+ * A start-up failure that the configuration fixes (a busy port, a data directory in use):
+ * `chjob serve` exits 2 for it, as for a bad variable. Its message names the variable.
+ */
+export class ConfigurationConflictError extends Error {
+  override readonly name: string = "ConfigurationConflictError";
+}

@@ -3,6 +3,7 @@
 // start, 2 a bad configuration or a listen address that cannot be used (3, usage, is main.ts's).
 import { loadEnv, parseConfig, secretsOf } from "../config/index.js";
 import { startService } from "../app.js";
+import { ConfigurationConflictError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { createRedactor } from "../redact.js";
 
@@ -50,7 +51,7 @@ export async function serve(): Promise<number> {
     log.fatal({ err: redact((err as Error).message) }, "chjob could not start");
     process.stderr.write(`chjob: could not start: ${redact((err as Error).message)}\n`);
     // A port that cannot be listened on is fixed in the configuration, like the problems above.
-    return (err as Error).name === "ListenError" ? 2 : 1;
+    return err instanceof ConfigurationConflictError ? 2 : 1;
   }
   await stopRequested;
   await service.stop();

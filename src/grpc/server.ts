@@ -9,6 +9,7 @@ import { reflectionPackage, serviceDefinition, type ServiceHandlers } from "./br
 import { requireToken } from "./auth.js";
 import type { HealthState } from "./health.js";
 import type { Logger } from "../log.js";
+import { ConfigurationConflictError } from "../errors.js";
 
 export interface GrpcServerOptions {
   address: string;
@@ -68,19 +69,17 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
 }
 
 /**
- * A listen failure is a configuration problem (`chjob serve` exits 2): the error
- * is named ListenError and its message names the variable to change.
+ * A listen failure is a configuration problem (`chjob serve` exits 2); the
+ * message names the variable to change.
  */
 function bindError(address: string, err: Error): Error {
   // grpc-js words it "No address added out of total 1 resolved errors: [listen EADDRINUSE: …]".
   const reason = /errors: \[(.+)\]$/s.exec(err.message)?.[1] ?? err.message;
   const inUse = /EADDRINUSE|address already in use/i.test(reason);
-  const e = new Error(
+  return new ConfigurationConflictError(
     `CHJOB_GRPC_ADDRESS: cannot listen on ${address}: ` +
       (inUse ? "the port is in use (another chjob?); set CHJOB_GRPC_ADDRESS to a free address" : reason),
   );
-  e.name = "ListenError";
-  return e;
 }
 
 /**

@@ -4,6 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { ConfigurationConflictError } from "../errors.js";
 
 const require = createRequire(import.meta.url);
 
@@ -84,8 +85,8 @@ export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<Embedded
 }
 
 /**
- * A listen failure is a configuration problem (`chjob serve` exits 2): the error
- * is named ListenError and its message names the variable to change.
+ * A listen failure is a configuration problem (`chjob serve` exits 2); the
+ * message names the variable to change.
  */
 function listenError(host: string, port: number, err: NodeJS.ErrnoException): Error {
   const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
@@ -93,7 +94,5 @@ function listenError(host: string, port: number, err: NodeJS.ErrnoException): Er
     err.code === "EADDRINUSE"
       ? "the port is in use (another chjob? LocalStack?); set CHJOB_EMBEDDED_S3_ADDRESS to a free address (port 0 picks one), or AWS_ENDPOINT to use that S3 server"
       : err.message;
-  const e = new Error(`CHJOB_EMBEDDED_S3_ADDRESS: cannot listen on ${address}: ${reason}`);
-  e.name = "ListenError";
-  return e;
+  return new ConfigurationConflictError(`CHJOB_EMBEDDED_S3_ADDRESS: cannot listen on ${address}: ${reason}`);
 }

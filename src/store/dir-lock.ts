@@ -1,14 +1,15 @@
 // An exclusive lock on a directory for this process. PGlite takes none, and
 // two processes on one PGlite directory corrupt it. The lock file holds the
 // holder's pid; a lock whose process is gone (killed) is stale and taken over.
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { resolve } from "node:path";
+import { ConfigurationConflictError } from "../errors.js";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 
 export interface DirectoryLock {
   release(): void;
 }
 
-export class DirectoryLockedError extends Error {
+export class DirectoryLockedError extends ConfigurationConflictError {
   override readonly name = "DirectoryLockedError";
 }
 
@@ -18,6 +19,7 @@ const held = new Set<string>();
 /** Takes `<path>.lock` for this process or throws DirectoryLockedError naming the holder. */
 export function lockDirectory(path: string, variable: string): DirectoryLock {
   const file = resolve(`${path}.lock`);
+  mkdirSync(dirname(file), { recursive: true });
   for (let tries = 0; tries < 3; tries++) {
     let fd: number;
     try {

@@ -2,6 +2,7 @@
 // DEKART_POSTGRES_* variables) or, by default, PGlite under CHJOB_DATA_DIR/jobs;
 // then brings its schema up to date.
 import type { StoreTarget } from "../config/types.js";
+import type { DirectoryLock } from "./dir-lock.js";
 import type { JobStore } from "./job-store.js";
 import { migrate } from "./migrations.js";
 import { openPGlite } from "./pglite.js";
@@ -12,6 +13,8 @@ import type { SqlClient } from "./sql.js";
 export type { StoreTarget };
 
 export interface OpenStoreOptions {
+  /** PGlite: the directory's lock, when the caller took it already (to refuse a second process early). */
+  lock?: DirectoryLock;
   /** Connections in the pool of a PostgreSQL store. */
   maxConnections?: number;
   onRetry?: (err: unknown, attempt: number) => void;
@@ -31,7 +34,7 @@ export async function openStore(target: StoreTarget, opts: OpenStoreOptions = {}
 }
 
 async function connect(target: StoreTarget, opts: OpenStoreOptions): Promise<SqlClient> {
-  if (target.kind === "pglite") return openPGlite(target.directory);
+  if (target.kind === "pglite") return openPGlite(target.directory, opts.lock);
   const description = `PostgreSQL at ${target.host}:${target.port}/${target.database} as ${target.user}`;
   const db = openPostgres({ url: target.url, description, maxConnections: opts.maxConnections ?? 6 });
   try {

@@ -3,7 +3,7 @@
 // is an optional dependency needed only when no PostgreSQL server is configured.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { lockDirectory } from "./dir-lock.js";
+import { lockDirectory, type DirectoryLock } from "./dir-lock.js";
 import type { Row, SqlClient, SqlRunner } from "./sql.js";
 
 type PGliteModule = typeof import("@electric-sql/pglite");
@@ -18,9 +18,10 @@ async function loadPGlite(): Promise<PGliteModule> {
   });
 }
 
-export async function openPGlite(directory: string): Promise<SqlClient> {
+/** Opens (creating if need be) the store in `directory`; takes its lock unless the caller holds it already. */
+export async function openPGlite(directory: string, held?: DirectoryLock): Promise<SqlClient> {
   mkdirSync(dirname(directory), { recursive: true });
-  const lock = lockDirectory(directory, "CHJOB_DATA_DIR");
+  const lock = held ?? lockDirectory(directory, "CHJOB_DATA_DIR");
   try {
     const { PGlite } = await loadPGlite();
     if (!existsSync(directory)) await initialise(PGlite, directory);
