@@ -192,7 +192,8 @@ async function start(
         stopProbe();
         stopRetention();
         health.setAll(Serving.NOT_SERVING);
-        await runner.shutdown(config.shutdownGraceMs);
+        // With other replicas on a shared store, what is still running goes to them instead of being cancelled.
+        await runner.shutdown(config.shutdownGraceMs, { handOver: config.store.kind === "postgres" });
         // Watch streams have ended with their jobs' final states by now.
         await grpc.stop(5_000);
         await closeAll();

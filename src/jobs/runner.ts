@@ -74,6 +74,8 @@ interface RunningJob {
   /** The version this runner's write in flight will give the job: its own echo from the store is not news. */
   writing: number | undefined;
   figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined }> | undefined;
+  /** Stopped to hand the job to another replica (shutdown): no status write, no release. */
+  handingOver: boolean;
 }
 
 export class JobRunner {
@@ -84,7 +86,8 @@ export class JobRunner {
   private readonly timers: NodeJS.Timeout[] = [];
   private sampler: NodeJS.Timeout | undefined;
   private sampling = false;
-  private changes: Subscription | undefined;
+  private readonly subscriptions: Subscription[] = [];
+  private draining = false;
 
   constructor(private readonly deps: RunnerDeps) {}
 
@@ -95,10 +98,15 @@ export class JobRunner {
   /** Starts taking work from the store's queue (jobs left by an earlier run included). */
   start(): void {
     const { store, settings } = this.deps;
-    this.changes = store.changes.subscribe((s) => this.onStoredState(s));
+    this.subscriptions.push(
+      store.changes.subscribe((s) => this.onStoredState(s)),
+      // Another replica made work claimable: look now rather than at the next poll.
+      store.queueChanged.subscribe(() => this.wake()),
+    );
     const poll = setInterval(() => this.wake(), settings.pollIntervalMs);
     const renew = setInterval(() => void this.renewLeases(), Math.max(250, Math.floor(settings.leaseMs / 3)));
     this.timers.push(poll, renew);
+    void this.renewLeases();
     this.wake();
   }
 
@@ -147,28 +155,44 @@ export class JobRunner {
   }
 
   /**
-   * Stops claiming, lets running jobs finish for up to `graceMs`, then cancels
-   * the rest and waits for their exports to stop. Waiting jobs stay queued in the store.
+   * Stops claiming, lets running jobs finish for up to `graceMs`, then either hands the rest
+   * to the other live replicas (`handOver`: their exports stop here and run again there) or
+   * cancels them, and waits for their exports to stop. Waiting jobs stay queued in the store.
    */
-  async shutdown(graceMs: number): Promise<void> {
+  async shutdown(graceMs: number, opts: { handOver: boolean } = { handOver: false }): Promise<void> {
+    const { store, settings, log } = this.deps;
     this.accepting = false;
+    this.draining = true;
+    await store.heartbeat(settings.replicaId, true).catch(() => undefined);
     const all = () => Promise.allSettled([...this.running.values()].map((r) => this.settled(r)));
     if (this.running.size > 0) {
-      this.deps.log.info({ jobs: this.running.size, graceMs }, "waiting for active jobs before shutdown");
+      log.info({ jobs: this.running.size, graceMs }, "waiting for active jobs before shutdown");
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
     }
-    for (const r of this.running.values()) {
-      await this.deps.store
-        .requestCancel(r.snapshot.id, "cancelled: the service shut down before the job finished")
-        .catch((err) => this.deps.log.warn({ job: r.snapshot.id, err: String(err) }, "could not cancel at shutdown"));
-      r.stop.abort();
+    const left = [...this.running.values()];
+    const others = opts.handOver && left.length > 0 ? await store.liveReplicas(settings.replicaId, settings.leaseMs).catch(() => []) : [];
+    if (others.length > 0) {
+      log.info({ jobs: left.map((r) => r.snapshot.id), to: others }, "handing running jobs over to the other replicas");
+      for (const r of left) {
+        r.handingOver = true;
+        r.stop.abort();
+      }
+      await all();
+      await store.expireLeases(settings.replicaId, left.map((r) => r.snapshot.id)).catch((err) => log.warn({ err: String(err) }, "could not hand the jobs over; they are taken over when their leases run out"));
+    } else {
+      for (const r of left) {
+        await store
+          .requestCancel(r.snapshot.id, "cancelled: the service shut down before the job finished")
+          .catch((err) => log.warn({ job: r.snapshot.id, err: String(err) }, "could not cancel at shutdown"));
+        r.stop.abort();
+      }
+      await all();
     }
-    await all();
     this.timers.forEach(clearInterval);
     this.stopSampler();
-    this.changes?.unsubscribe();
+    this.subscriptions.forEach((s) => s.unsubscribe());
   }
 
   private readonly finished = new Map<string, Promise<void>>();
@@ -225,12 +249,15 @@ export class JobRunner {
       writes: Promise.resolve(),
       writing: undefined,
       figures: undefined,
+      handingOver: false,
     };
     this.running.set(job.id, r);
+    const unfollow = this.deps.store.follow(job.id);
     this.logStatus(job, undefined);
     const done = this.run(r)
       .catch((err) => this.deps.log.error({ job: job.id, err: String((err as Error)?.stack ?? err) }, "job runner failed"))
       .finally(() => {
+        unfollow();
         this.running.delete(job.id);
         this.finished.delete(job.id);
         this.wake();
@@ -255,7 +282,7 @@ export class JobRunner {
       if (!signal.aborted) await this.write(r, { status: JobStatus.FAILED, error: this.describe(err) }, true);
     } finally {
       clearTimeout(timeout);
-      if (signal.aborted) {
+      if (signal.aborted && !r.handingOver) {
         // Ended by someone else, by the timeout or the shutdown: the export and copy have
         // stopped by now, and nothing may stay at result_uri.
         await this.removeResult(r);
@@ -400,6 +427,7 @@ export class JobRunner {
   /** Extends this replica's leases; a job whose lease another replica took over stops here. */
   private async renewLeases(): Promise<void> {
     const { store, settings, log } = this.deps;
+    await store.heartbeat(settings.replicaId, this.draining).catch((err) => log.warn({ err: String(err) }, "could not record this replica's heartbeat"));
     if (this.running.size === 0) return;
     try {
       const held = new Set(await store.renewLeases(settings.replicaId, settings.leaseMs));

@@ -11,6 +11,10 @@ interface Watched {
   early: JobSnapshot | undefined;
   ready: Promise<boolean>;
   watchers: number;
+  /** Stops other replicas' writes of this job reaching `changes`. */
+  unfollow: () => void;
+  /** States go to the subject one after another (a gap is filled from the store first). */
+  queue: Promise<void>;
 }
 
 export class JobWatchHub {
@@ -31,7 +35,7 @@ export class JobWatchHub {
     let w = this.watched.get(id);
     if (!w) {
       // Registered before the read, so that no state committed meanwhile is lost.
-      const entry: Watched = { subject: undefined, early: undefined, ready: Promise.resolve(false), watchers: 0 };
+      const entry: Watched = { subject: undefined, early: undefined, ready: Promise.resolve(false), watchers: 0, unfollow: this.store.follow(id), queue: Promise.resolve() };
       entry.ready = this.load(id, entry);
       this.watched.set(id, (w = entry));
     }
@@ -45,14 +49,17 @@ export class JobWatchHub {
       return subject.asObservable();
     }).pipe(
       finalize(() => {
-        if (--entry.watchers === 0 && this.watched.get(id) === entry && !subject.isStopped) this.watched.delete(id);
+        if (--entry.watchers === 0 && this.watched.get(id) === entry && !subject.isStopped) this.forget(id, entry);
       }),
     );
   }
 
   close(): void {
     this.subscription.unsubscribe();
-    for (const w of this.watched.values()) w.subject?.complete();
+    for (const w of this.watched.values()) {
+      w.unfollow();
+      w.subject?.complete();
+    }
     this.watched.clear();
   }
 
@@ -61,12 +68,12 @@ export class JobWatchHub {
     try {
       read = await this.store.get(id);
     } catch (err) {
-      if (this.watched.get(id) === w) this.watched.delete(id);
+      this.forget(id, w);
       throw err;
     }
     const first = newer(read, w.early);
     if (!first) {
-      if (this.watched.get(id) === w) this.watched.delete(id);
+      this.forget(id, w);
       return false;
     }
     w.subject = new BehaviorSubject(first);
@@ -81,13 +88,32 @@ export class JobWatchHub {
       w.early = newer(w.early, s);
       return;
     }
-    if (s.version <= w.subject.value.version) return;
-    w.subject.next(s);
+    w.queue = w.queue.then(() => this.deliver(w, s));
+  }
+
+  /** Passes a state on; a jump over versions (another replica's writes) is filled with the statuses between. */
+  private async deliver(w: Watched, s: JobSnapshot): Promise<void> {
+    const subject = w.subject!;
+    const last = subject.value;
+    if (subject.isStopped || s.version <= last.version) return;
+    if (s.version > last.version + 1) {
+      const between = await this.store.statesBetween(s.id, last.version, s.version).catch(() => []);
+      for (const b of between) {
+        if (b.version > subject.value.version && !subject.isStopped) subject.next(b);
+      }
+    }
+    if (subject.isStopped) return;
+    subject.next(s);
     if (isTerminal(s.status)) this.end(s.id, w);
   }
 
   private end(id: string, w: Watched): void {
     w.subject!.complete();
+    this.forget(id, w);
+  }
+
+  private forget(id: string, w: Watched): void {
+    w.unfollow();
     if (this.watched.get(id) === w) this.watched.delete(id);
   }
 }

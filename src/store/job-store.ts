@@ -71,8 +71,18 @@ export class StaleStateError extends Error {
 export interface JobStore {
   /** For logs and messages: where the store is, with no credentials. */
   readonly description: string;
-  /** Every committed state of a job, as it commits (in version order per job). */
+  /**
+   * Committed states of jobs: every one this process writes, as it commits, and, for jobs
+   * followed here (follow()), the newest state another replica wrote. A consumer that sees a
+   * version jump fills the statuses between with statesBetween().
+   */
   readonly changes: Observable<JobSnapshot>;
+  /** Fires when the shared queue may have work for this replica (a new job, a freed export path, an ended lease). */
+  readonly queueChanged: Observable<void>;
+  /** Asks for other replicas' writes of this job in `changes`; returns the call that stops it. */
+  follow(id: string): () => void;
+  /** The job's status changes (and new attempts) after version `after` and before `before`, in order. */
+  statesBetween(id: string, after: number, before: number): Promise<JobSnapshot[]>;
 
   /** Stores a new PENDING job, superseding the active job of its (report_id, query_id); bounded by `queueLimit` waiting jobs. */
   create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome>;
@@ -98,8 +108,15 @@ export interface JobStore {
   release(id: string, replica: string): Promise<void>;
   /** Extends the leases of the replica's jobs; returns the ids it still holds. */
   renewLeases(replica: string, leaseMs: number): Promise<string[]>;
-  /** Ends the leases of `owner`'s jobs now (every owner's when undefined): they are orphans, free to be taken over. */
-  expireLeases(owner: string | undefined): Promise<number>;
+  /**
+   * Ends the leases of `owner`'s jobs now (every owner's when undefined; only `ids` when given):
+   * they are orphans, which the next claim of any replica takes over.
+   */
+  expireLeases(owner: string | undefined, ids?: string[]): Promise<number>;
+  /** Records that `replica` is alive (and whether it is stopping). */
+  heartbeat(replica: string, draining: boolean): Promise<void>;
+  /** Other replicas seen within `withinMs` that are not stopping. */
+  liveReplicas(except: string, withinMs: number): Promise<string[]>;
   /** Deletes finished jobs that ended more than `retentionMs` ago; returns how many. */
   deleteExpired(retentionMs: number): Promise<number>;
   /** Throws when the store does not answer (health). */

@@ -52,6 +52,56 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE ${s}.settings (name text PRIMARY KEY, value text NOT NULL)`,
     ],
   },
+  {
+    version: 2,
+    name: "replicas: state history, notifications, replica heartbeats",
+    statements: (s) => [
+      // Each status change (and each new attempt), so that a watcher on another replica that
+      // hears of a later version can fill in the statuses between: none is ever skipped.
+      `CREATE TABLE ${s}.job_states (
+        job_id uuid NOT NULL REFERENCES ${s}.jobs (id) ON DELETE CASCADE,
+        version integer NOT NULL,
+        state jsonb NOT NULL,
+        PRIMARY KEY (job_id, version)
+      )`,
+      `ALTER TABLE ${s}.jobs ADD COLUMN notified_at timestamptz`,
+      // NOTIFY on the schema's channel: "<job id>:<version>" for a new state (a progress-only
+      // change at most about once a second per job: each NOTIFY takes a global lock at commit),
+      // and "q" when the queue may have work for an idle replica (a new job, a released export
+      // path, an ended lease).
+      `CREATE FUNCTION ${s}.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          PERFORM pg_notify(TG_TABLE_SCHEMA, NEW.id::text || ':' || NEW.version);
+          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q');
+          NEW.notified_at := clock_timestamp();
+          RETURN NEW;
+        END IF;
+        IF NEW.version <> OLD.version AND (NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt
+            OR OLD.notified_at IS NULL OR OLD.notified_at < clock_timestamp() - interval '900 milliseconds') THEN
+          PERFORM pg_notify(TG_TABLE_SCHEMA, NEW.id::text || ':' || NEW.version);
+          NEW.notified_at := clock_timestamp();
+        END IF;
+        IF (OLD.owner IS NOT NULL AND NEW.owner IS NULL)
+            OR (NEW.owner IS NOT NULL AND NEW.lease_until <= clock_timestamp() AND OLD.lease_until > clock_timestamp()) THEN
+          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q');
+        END IF;
+        RETURN NEW;
+      END $fn$`,
+      `CREATE TRIGGER jobs_notify BEFORE INSERT OR UPDATE ON ${s}.jobs FOR EACH ROW EXECUTE FUNCTION ${s}.jobs_notify()`,
+      `CREATE FUNCTION ${s}.jobs_history() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP = 'INSERT' OR NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt THEN
+          EXECUTE format('INSERT INTO %I.job_states (job_id, version, state) VALUES ($1, $2, $3)', TG_TABLE_SCHEMA)
+            USING NEW.id, NEW.version, to_jsonb(NEW) - 'query_text' - 'request_hash';
+        END IF;
+        RETURN NULL;
+      END $fn$`,
+      `CREATE TRIGGER jobs_history AFTER INSERT OR UPDATE ON ${s}.jobs FOR EACH ROW EXECUTE FUNCTION ${s}.jobs_history()`,
+      // Live replicas (heartbeats), so that one stopping knows whether another can take its jobs.
+      `CREATE TABLE ${s}.replicas (id text PRIMARY KEY, seen_at timestamptz NOT NULL, draining boolean NOT NULL DEFAULT false)`,
+    ],
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS.at(-1)!.version;

@@ -26,7 +26,9 @@ export async function openStore(target: StoreTarget, opts: OpenStoreOptions = {}
     await migrate(db, target.schema).catch((err: Error) => {
       throw new Error(`${variableOf(target)}: ${db.description}: ${describeDbError(err)}`);
     });
-    return new SqlJobStore(db, { schema: target.schema, onRetry: opts.onRetry });
+    const store = new SqlJobStore(db, { schema: target.schema, onRetry: opts.onRetry });
+    await store.listen();
+    return store;
   } catch (err) {
     await db.close().catch(() => undefined);
     throw err;

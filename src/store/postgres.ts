@@ -2,7 +2,7 @@
 // (porsager/postgres): a small pool, parameterised text queries, and LISTEN
 // that re-subscribes by itself after a reconnect.
 import postgres from "postgres";
-import type { Row, SqlClient, SqlRunner } from "./sql.js";
+import { quoteIdent, type Row, type SqlClient, type SqlRunner } from "./sql.js";
 
 export interface PostgresOptions {
   url: string;
@@ -21,16 +21,20 @@ export function openPostgres(opts: PostgresOptions): SqlClient {
     // Numbers come back as float8 casts from the SQL itself; keep the driver's defaults otherwise.
     prepare: true,
   });
-  return new PostgresClient(sql, opts.description);
+  return new PostgresClient(sql, opts);
 }
 
 type Sql = ReturnType<typeof postgres>;
 
 class PostgresClient implements SqlClient {
+  readonly description: string;
+
   constructor(
     private readonly sql: Sql,
-    readonly description: string,
-  ) {}
+    private readonly opts: PostgresOptions,
+  ) {
+    this.description = opts.description;
+  }
 
   async query<T extends Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
     return (await this.sql.unsafe(text, params as never[])) as unknown as T[];
@@ -47,6 +51,48 @@ class PostgresClient implements SqlClient {
     } finally {
       reserved.release();
     }
+  }
+
+  /**
+   * A connection of its own for LISTEN. The driver's own listen() gives up re-subscribing
+   * when the server stays away longer than one connect timeout: this one keeps trying.
+   */
+  async listen(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<() => Promise<void>> {
+    let closed = false;
+    let subscribing: Promise<void> | undefined;
+    // onnotify and onclose are the driver's (documented in its README, not in its types).
+    const options = {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: null,
+      connect_timeout: 10,
+      fetch_types: false,
+      onnotice: () => undefined,
+      onnotify: (c: string, payload: string) => {
+        if (c === channel) onNotify(payload);
+      },
+      onclose: () => {
+        if (!closed) subscribing ??= subscribe().finally(() => (subscribing = undefined));
+      },
+    };
+    const conn = postgres(this.opts.url, options as Parameters<typeof postgres>[1]);
+    const subscribe = async () => {
+      for (let attempt = 1; !closed; attempt++) {
+        try {
+          await conn.unsafe(`LISTEN ${quoteIdent(channel)}`);
+          onListen();
+          return;
+        } catch (err) {
+          if (attempt === 1 && !subscribing) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
+        }
+      }
+    };
+    await subscribe();
+    return async () => {
+      closed = true;
+      await conn.end({ timeout: 1 });
+    };
   }
 
   async close(): Promise<void> {

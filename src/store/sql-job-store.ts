@@ -60,8 +60,17 @@ export interface SqlJobStoreOptions {
 export class SqlJobStore implements JobStore {
   private readonly t: string;
   private readonly settings: string;
+  private readonly history: string;
+  private readonly replicas: string;
   private readonly changed = new Subject<JobSnapshot>();
   readonly changes = this.changed.asObservable();
+  private readonly queue = new Subject<void>();
+  readonly queueChanged = this.queue.asObservable();
+  /** Jobs followed here, with the newest version this store has emitted for each. */
+  private readonly followed = new Map<string, { count: number; version: number }>();
+  /** Jobs being re-read after a notification; `again`: another came meanwhile. */
+  private readonly refreshing = new Map<string, { again: boolean }>();
+  private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
 
   constructor(
@@ -70,10 +79,98 @@ export class SqlJobStore implements JobStore {
   ) {
     this.t = `${quoteIdent(opts.schema)}.jobs`;
     this.settings = `${quoteIdent(opts.schema)}.settings`;
+    this.history = `${quoteIdent(opts.schema)}.job_states`;
+    this.replicas = `${quoteIdent(opts.schema)}.replicas`;
   }
 
   get description(): string {
     return this.db.description;
+  }
+
+  /**
+   * Subscribes to the schema's notifications (PostgreSQL: other replicas' writes). After a
+   * lost connection it subscribes again and re-reads every followed job, so nothing is missed.
+   */
+  async listen(): Promise<void> {
+    if (!this.db.listen) return;
+    let first = true;
+    this.unlisten = await this.db.listen(
+      this.opts.schema,
+      (payload) => this.onNotification(payload),
+      () => {
+        if (first) {
+          first = false;
+          return;
+        }
+        for (const id of this.followed.keys()) this.refresh(id);
+        this.queue.next();
+      },
+    );
+  }
+
+  follow(id: string): () => void {
+    const f = this.followed.get(id) ?? { count: 0, version: 0 };
+    f.count++;
+    this.followed.set(id, f);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--f.count === 0 && this.followed.get(id) === f) this.followed.delete(id);
+    };
+  }
+
+  private onNotification(payload: string): void {
+    if (payload === "q") {
+      this.queue.next();
+      return;
+    }
+    const at = payload.lastIndexOf(":");
+    const id = payload.slice(0, at);
+    const f = this.followed.get(id);
+    if (f && Number(payload.slice(at + 1)) > f.version) this.refresh(id);
+  }
+
+  /** Reads a followed job again and emits it if it is newer than what was emitted; one read at a time per job. */
+  private refresh(id: string): void {
+    const running = this.refreshing.get(id);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.refreshing.set(id, state);
+    void (async () => {
+      try {
+        do {
+          state.again = false;
+          const job = await this.get(id).catch(() => undefined);
+          if (job) this.emit(job);
+        } while (state.again && !this.closed);
+      } finally {
+        this.refreshing.delete(id);
+      }
+    })();
+  }
+
+  private emit(job: JobSnapshot): void {
+    const f = this.followed.get(job.id);
+    if (f) {
+      if (job.version <= f.version) return;
+      f.version = job.version;
+    }
+    if (!this.closed) this.changed.next(job);
+  }
+
+  async statesBetween(id: string, after: number, before: number): Promise<JobSnapshot[]> {
+    const rows = await this.reading(() =>
+      this.db.query<{ state: Record<string, unknown>; query_text: string }>(
+        `SELECT h.state, j.query_text FROM ${this.history} h JOIN ${this.t} j ON j.id = h.job_id
+         WHERE h.job_id = $1::uuid AND h.version > $2::int AND h.version < $3::int ORDER BY h.version`,
+        [id, after, before],
+      ),
+    );
+    return rows.map(({ state, query_text }) => toSnapshot(fromHistory(state, query_text)));
   }
 
   async create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome> {
@@ -105,8 +202,8 @@ export class SqlJobStore implements JobStore {
       }),
     );
     if (outcome.kind === "created") {
-      outcome.superseded.forEach((s) => this.changed.next(s));
-      this.changed.next(outcome.job);
+      outcome.superseded.forEach((s) => this.emit(s));
+      this.emit(outcome.job);
     }
     return outcome;
   }
@@ -193,8 +290,8 @@ export class SqlJobStore implements JobStore {
         return { claimed: claimed.map(toSnapshot), ended: ended.map(toSnapshot) };
       }),
     );
-    ended.forEach((s) => this.changed.next(s));
-    claimed.forEach((s) => this.changed.next(s));
+    ended.forEach((s) => this.emit(s));
+    claimed.forEach((s) => this.emit(s));
     return claimed;
   }
 
@@ -216,7 +313,7 @@ export class SqlJobStore implements JobStore {
         const [row] = await this.db.query<JobRow>(sql, params);
         if (row) {
           const next = toSnapshot(row);
-          this.changed.next(next);
+          this.emit(next);
           return next;
         }
         const current = await this.get(id);
@@ -243,7 +340,7 @@ export class SqlJobStore implements JobStore {
     );
     if (!row) return this.get(id);
     const next = toSnapshot(row);
-    this.changed.next(next);
+    this.emit(next);
     return next;
   }
 
@@ -259,12 +356,32 @@ export class SqlJobStore implements JobStore {
     return rows.map((r) => r.id);
   }
 
-  async expireLeases(owner: string | undefined): Promise<number> {
+  async expireLeases(owner: string | undefined, ids?: string[]): Promise<number> {
+    const where = ["owner IS NOT NULL"];
+    const params: unknown[] = [];
+    if (owner !== undefined) where.push(`owner = $${params.push(owner)}`);
+    if (ids !== undefined) where.push(`id = ANY($${params.push(ids)}::uuid[])`);
     const rows = await this.db.query<{ id: string }>(
-      `UPDATE ${this.t} SET lease_until = clock_timestamp() - interval '1 millisecond' WHERE owner IS NOT NULL ${owner === undefined ? "" : "AND owner = $1"} RETURNING id::text AS id`,
-      owner === undefined ? [] : [owner],
+      `UPDATE ${this.t} SET lease_until = clock_timestamp() - interval '1 millisecond' WHERE ${where.join(" AND ")} RETURNING id::text AS id`,
+      params,
     );
     return rows.length;
+  }
+
+  async heartbeat(replica: string, draining: boolean): Promise<void> {
+    await this.db.query(
+      `INSERT INTO ${this.replicas} (id, seen_at, draining) VALUES ($1, clock_timestamp(), $2)
+       ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, draining = excluded.draining`,
+      [replica, draining],
+    );
+  }
+
+  async liveReplicas(except: string, withinMs: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT id FROM ${this.replicas} WHERE id <> $1 AND NOT draining AND seen_at > clock_timestamp() - $2::float8 * interval '1 millisecond' ORDER BY id`,
+      [except, withinMs],
+    );
+    return rows.map((r) => r.id);
   }
 
   async deleteExpired(retentionMs: number): Promise<number> {
@@ -295,6 +412,8 @@ export class SqlJobStore implements JobStore {
   async close(): Promise<void> {
     this.closed = true;
     this.changed.complete();
+    this.queue.complete();
+    await this.unlisten?.().catch(() => undefined);
     await this.db.close();
   }
 
@@ -351,6 +470,32 @@ function toSnapshot(r: JobRow): JobSnapshot {
     replica: r.replica,
     requestId: r.request_id,
   });
+}
+
+/** A job_states entry (to_jsonb of the row then, without the query text) as a row of COLUMNS. */
+function fromHistory(state: Record<string, unknown>, queryText: string): JobRow {
+  const ms = (v: unknown) => Date.parse(String(v));
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: String(state.id),
+    report_id: String(state.report_id),
+    query_id: String(state.query_id),
+    query_text: queryText,
+    status: Number(state.status),
+    error: String(state.error ?? ""),
+    result_uri: String(state.result_uri ?? ""),
+    result_size: Number(state.result_size ?? 0),
+    export_uri: String(state.export_uri),
+    total_rows: num(state.total_rows),
+    bytes_processed: num(state.bytes_processed),
+    progress: (state.progress as Partial<JobProgress> | null) ?? null,
+    created_ms: ms(state.created_at),
+    updated_ms: ms(state.updated_at),
+    version: Number(state.version),
+    attempt: Number(state.attempt),
+    replica: String(state.replica ?? ""),
+    request_id: String(state.request_id ?? ""),
+  };
 }
 
 function describe(err: unknown): string {

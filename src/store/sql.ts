@@ -16,6 +16,12 @@ export interface SqlClient extends SqlRunner {
    * advisory locks need that); other queries may run beside it on other connections.
    */
   withSession<T>(body: (session: SqlRunner) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on `channel` on a connection of its own, re-subscribing by itself after the
+   * connection is lost; `onListen` runs after every (re)subscription. Absent where one
+   * process has the database to itself (PGlite): there is nobody else to hear from.
+   */
+  listen?(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<() => Promise<void>>;
   /** For messages: where the database is, with no credentials. */
   readonly description: string;
   close(): Promise<void>;
