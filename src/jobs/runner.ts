@@ -217,14 +217,11 @@ export class JobRunner {
       do {
         this.claimAgain = false;
         while (this.accepting && this.running.size < settings.maxConcurrent) {
-          const jobs = await store.claim({
-            replica: settings.replicaId,
-            max: settings.maxConcurrent - this.running.size,
-            leaseMs: settings.leaseMs,
-            maxAttempts: settings.maxAttempts,
-          });
-          if (jobs.length === 0) break;
+          const room = settings.maxConcurrent - this.running.size;
+          const jobs = await store.claim({ replica: settings.replicaId, max: room, leaseMs: settings.leaseMs, maxAttempts: settings.maxAttempts });
           jobs.forEach((j) => this.execute(j));
+          // Fewer than asked for: the queue has nothing more for now (a wake-up says when it may).
+          if (jobs.length < room) break;
         }
       } while (this.claimAgain && this.accepting);
     } catch (err) {
@@ -287,6 +284,9 @@ export class JobRunner {
         // stopped by now, and nothing may stay at result_uri.
         await this.removeResult(r);
         await store.release(r.snapshot.id, settings.replicaId).catch((err) => log.warn({ job: r.snapshot.id, err: String(err) }, "could not release the job"));
+      }
+      if (signal.aborted) {
+        log.info({ job: r.snapshot.id, status: JobStatus[r.snapshot.status], handedOver: r.handingOver }, "job stopped here: its export and copy have ended");
       }
     }
   }

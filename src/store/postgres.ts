@@ -18,8 +18,6 @@ export function openPostgres(opts: PostgresOptions): SqlClient {
     idle_timeout: 60,
     // NOTICEs (e.g. "schema already exists, skipping") are not for the service's log.
     onnotice: () => undefined,
-    // Numbers come back as float8 casts from the SQL itself; keep the driver's defaults otherwise.
-    prepare: true,
   });
   return new PostgresClient(sql, opts);
 }
@@ -37,7 +35,7 @@ class PostgresClient implements SqlClient {
   }
 
   async query<T extends Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    return (await this.sql.unsafe(text, params as never[])) as unknown as T[];
+    return (await this.sql.unsafe(text, params as never[], { prepare: true })) as unknown as T[];
   }
 
   async transaction<T>(body: (tx: SqlRunner) => Promise<T>): Promise<T> {
@@ -101,5 +99,5 @@ class PostgresClient implements SqlClient {
 }
 
 function runner(sql: { unsafe: Sql["unsafe"] }): SqlRunner {
-  return { query: async <T extends Row>(text: string, params: readonly unknown[] = []) => (await sql.unsafe(text, params as never[])) as unknown as T[] };
+  return { query: async <T extends Row>(text: string, params: readonly unknown[] = []) => (await sql.unsafe(text, params as never[], { prepare: true })) as unknown as T[] };
 }
