@@ -10,10 +10,11 @@ import { fanout } from "./workloads/fanout.js";
 import { large } from "./workloads/large.js";
 import { memory } from "./workloads/memory.js";
 import { small } from "./workloads/small.js";
+import { store } from "./workloads/store.js";
 import { throughput } from "./workloads/throughput.js";
 import { fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "./workload.js";
 
-const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory];
+const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store];
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 function usage(problem?: string): never {
