@@ -23,7 +23,8 @@ function usage(problem?: string): never {
     `usage: npm run bench -- [${WORKLOADS.map((w) => w.name).join("|")}]... [--rounds=N] [--log=warn|info|debug] [--env=NAME=VALUE]... [--quiet=LOAD] [--probe] [--profile=DIR] [--out=FILE]\n` +
       "  no workload: all of them; --log: the service's CHJOB_LOG_LEVEL (default warn); --env: extra service environment;\n" +
       "  --quiet: before each workload, wait (up to 10 min) until the 1-minute load average is below LOAD;\n" +
-      "  --probe: measure the service's event-loop delay; --profile: CPU profiles (--cpu-prof) of every service and floor process into DIR",
+      "  --probe: measure the service's event-loop delay; --profile: CPU profiles (--cpu-prof) of every service and floor process into DIR;\n" +
+      "  store: its PostgreSQL server is BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)",
   );
   process.exit(2);
 }
