@@ -8,9 +8,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { JobClient } from "../src/client.js";
+import { seedJobStore } from "../test/support/pglite-template.js";
 import { parseS3Uri, s3Client } from "../test/support/s3.js";
 import { cleanEnv, MAIN, QUIET_ENV } from "../test/support/service.js";
 import { PROBE, readProbe, readProbeReport, type LoopDelay, type ProbeReport } from "./cpu.js";
@@ -23,6 +24,8 @@ export interface BenchService {
   s3Endpoint: string;
   client: JobClient;
   s3: S3Client;
+  /** Its CHJOB_DATA_DIR (engine, embedded S3, embedded job store under `jobs/`), absolute. */
+  dataDir: string;
   /** Bytes the service wrote to stdout (its log). */
   readonly logBytes: number;
   /** Its log lines, when started with keepLog. */
@@ -31,6 +34,8 @@ export interface BenchService {
   probe(): Promise<ProbeReport>;
   /** Stops it; with the probe, answers the event loop's delay over its life. */
   stop(): Promise<LoopDelay | undefined>;
+  /** With keepData: removes its working directory (after stop). */
+  removeData(): void;
 }
 
 export interface ServiceOptions {
@@ -42,6 +47,8 @@ export interface ServiceOptions {
   keepLog?: boolean;
   /** Preload bench/probe.cjs: the event loop's delay is read at stop. */
   probe?: boolean;
+  /** Leave the working directory (data dir included) at stop, for a look at it; removeData() removes it. */
+  keepData?: boolean;
 }
 
 /** A free TCP port on loopback (bound, then released). */
@@ -56,8 +63,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** TCP ports that process `pid` listens on (its sockets in /proc/net/tcp, state LISTEN). */
-function listeningPorts(pid: number): Set<number> {
+export interface TcpSocket {
+  localPort: number;
+  remotePort: number;
+  /** /proc/net/tcp's state: "0A" LISTEN, "01" ESTABLISHED. */
+  state: string;
+}
+
+/** The TCP sockets of process `pid` (its socket fds, looked up in /proc/<pid>/net/tcp{,6}). */
+export function tcpSocketsOf(pid: number): TcpSocket[] {
   const inodes = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -67,7 +81,7 @@ function listeningPorts(pid: number): Set<number> {
       // closed meanwhile
     }
   }
-  const ports = new Set<number>();
+  const sockets: TcpSocket[] = [];
   for (const table of ["tcp", "tcp6"]) {
     let text = "";
     try {
@@ -77,10 +91,17 @@ function listeningPorts(pid: number): Set<number> {
     }
     for (const line of text.split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f[3] === "0A" && inodes.has(f[9]!)) ports.add(parseInt(f[1]!.split(":")[1]!, 16));
+      if (f.length < 10 || !inodes.has(f[9]!)) continue;
+      const port = (address: string) => parseInt(address.split(":").at(-1)!, 16);
+      sockets.push({ localPort: port(f[1]!), remotePort: port(f[2]!), state: f[3]! });
     }
   }
-  return ports;
+  return sockets;
+}
+
+/** TCP ports that process `pid` listens on. */
+function listeningPorts(pid: number): Set<number> {
+  return new Set(tcpSocketsOf(pid).filter((s) => s.state === "0A").map((s) => s.localPort));
 }
 
 /**
@@ -110,22 +131,23 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
   const s3Endpoint = `http://127.0.0.1:${s3Port}`;
   const probeFile = join(cwd, "probe.json");
   const nodeArgs = [...(opts.nodeArgs ?? []), ...(opts.probe ? ["--require", PROBE] : [])];
-  const child = spawn(process.execPath, [...nodeArgs, MAIN, "serve"], {
-    cwd,
-    env: {
-      ...cleanEnv(),
-      ...QUIET_ENV,
-      CHJOB_GRPC_ADDRESS: grpcAddress,
-      CHJOB_EMBEDDED_S3_ADDRESS: `127.0.0.1:${s3Port}`,
-      CHJOB_DEMO_ROWS: "0",
-      CHJOB_LOG_LEVEL: opts.logLevel,
-      AWS_ACCESS_KEY_ID: S3_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: S3_SECRET,
-      ...(opts.probe ? { BENCH_PROBE_OUT: probeFile } : {}),
-      ...opts.env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const env: Record<string, string> = {
+    ...cleanEnv(),
+    ...QUIET_ENV,
+    CHJOB_GRPC_ADDRESS: grpcAddress,
+    CHJOB_EMBEDDED_S3_ADDRESS: `127.0.0.1:${s3Port}`,
+    CHJOB_DEMO_ROWS: "0",
+    CHJOB_LOG_LEVEL: opts.logLevel,
+    AWS_ACCESS_KEY_ID: S3_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: S3_SECRET,
+    ...(opts.probe ? { BENCH_PROBE_OUT: probeFile } : {}),
+    ...opts.env,
+  };
+  const dataDir = resolve(cwd, env.CHJOB_DATA_DIR ?? ".chjob");
+  // The embedded job store (PGlite) runs initdb on its first open of a directory
+  // (10 s or more): start from a copy of a migrated one, as the tests do.
+  if (env.CHJOB_DATABASE_URL === undefined && env.DEKART_POSTGRES_HOST === undefined) await seedJobStore(dataDir);
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, "serve"], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   let logBytes = 0;
   const stderr: string[] = [];
@@ -176,6 +198,7 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
   const s3 = s3Client(s3Endpoint, S3_KEY_ID, S3_SECRET);
   return {
     pid: child.pid!,
+    dataDir,
     grpcAddress,
     s3Endpoint,
     client,
@@ -193,10 +216,11 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
       const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
       const code = await exited;
       clearTimeout(timer);
-      rmSync(cwd, { recursive: true, force: true });
+      if (!opts.keepData) rmSync(cwd, { recursive: true, force: true });
       if (code !== 0) throw new Error(`the service exited with ${code}: ${stderr.join("")}`);
       return delay;
     },
+    removeData: () => rmSync(cwd, { recursive: true, force: true }),
   };
 }
 
