@@ -21,9 +21,15 @@ interface Service {
   healthcheck?: { test?: unknown };
   command?: unknown;
   entrypoint?: unknown;
+  deploy?: { replicas?: number };
+  scale?: number;
+  container_name?: string;
+  volumes?: Array<string | { type?: string; source?: string; target?: string }>;
+  stop_grace_period?: string;
 }
 
-const compose = parse(read("docker-compose.yml")) as { services: Record<string, Service> };
+const composeText = read("docker-compose.yml");
+const compose = parse(composeText) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 const services = compose.services;
 
 /** A service's environment as a map, whichever form (map or `KEY=VALUE` list) it is written in. */
@@ -64,7 +70,7 @@ test("CONFIG_VARIABLES: one entry each, apart from the tuning ones", () => {
 });
 
 test("compose: the services exist", () => {
-  for (const name of ["clickhouse", "localstack", "create-buckets", "db", "adminer", "chjob"]) {
+  for (const name of ["clickhouse", "localstack", "create-buckets", "postgres", "db", "adminer", "chjob"]) {
     assert.ok(services[name], `service ${name}`);
   }
   assert.match(services["clickhouse"]!.image!, /^clickhouse\/clickhouse-server(:|$)/);
@@ -72,7 +78,7 @@ test("compose: the services exist", () => {
   assert.match(services["create-buckets"]!.image!, /^amazon\/aws-cli(:|$)/);
   assert.ok(chjob.build, "chjob is built from the Dockerfile");
   for (const name of ["db", "adminer"]) assert.ok(services[name]!.profiles?.includes("local"), `${name} in profile local`);
-  for (const name of ["clickhouse", "localstack", "create-buckets", "chjob"]) {
+  for (const name of ["clickhouse", "localstack", "create-buckets", "postgres", "chjob"]) {
     assert.not.ok(services[name]!.profiles, `${name} starts by default`);
   }
 });
@@ -91,11 +97,75 @@ test("compose: clickhouse and localstack as in the original setup", () => {
   assert.ok(cmd.includes(value("DEKART_CLOUD_STORAGE_BUCKET")), "creates the storage bucket");
 });
 
-test("compose: chjob depends on clickhouse and the buckets, publishes 50051", () => {
+/** The volume mounts of a service as [source, target] pairs, whichever syntax they are written in. */
+function mounts(service: Service): Array<[string, string]> {
+  return (service.volumes ?? []).map((v) => {
+    if (typeof v !== "string") return [v.source ?? "", v.target ?? ""];
+    const parts = v.split(":");
+    return parts.length === 1 ? ["", parts[0]!] : [parts[0]!, parts[1]!];
+  });
+}
+
+const replicas = chjob.deploy?.replicas ?? chjob.scale ?? 1;
+
+test("compose: chjob depends on clickhouse, the buckets and a healthy postgres", () => {
   const deps = dependsOn(chjob);
   assert.ok("clickhouse" in deps);
   assert.is(deps["create-buckets"], "service_completed_successfully");
-  assert.ok(chjob.ports?.map(String).includes("50051:50051"));
+  assert.is(deps["postgres"], "service_healthy");
+});
+
+test("compose: postgres is the official image, keeps its data, has a pg_isready healthcheck", () => {
+  const pg = services["postgres"]!;
+  assert.match(pg.image!, /^postgres(:|$)/);
+  const data = mounts(pg).find(([, target]) => target.startsWith("/var/lib/postgresql"));
+  assert.ok(data, "a volume on the data directory");
+  const [source] = data!;
+  assert.ok(source.startsWith("./docker/volume/") || Object.keys(compose.volumes ?? {}).includes(source), `${source}: a named volume or ./docker/volume path`);
+  assert.match(JSON.stringify(pg.healthcheck?.test ?? ""), /pg_isready/);
+  const pgEnv = env(pg);
+  for (const k of ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"]) assert.ok(pgEnv.get(k), `${k} is set`);
+});
+
+test("compose: CHJOB_DATABASE_URL names the postgres service with its user, password and database", () => {
+  const url = new URL(value("CHJOB_DATABASE_URL"));
+  assert.ok(["postgres:", "postgresql:"].includes(url.protocol), url.protocol);
+  assert.is(url.hostname, "postgres");
+  assert.ok(url.port === "" || url.port === "5432", `port ${url.port}`);
+  const pgEnv = env(services["postgres"]!);
+  assert.is(decodeURIComponent(url.username), pgEnv.get("POSTGRES_USER"));
+  assert.is(decodeURIComponent(url.password), pgEnv.get("POSTGRES_PASSWORD"));
+  assert.is(url.pathname, "/" + pgEnv.get("POSTGRES_DB"));
+  assert.not.ok(chjobEnv.has("DEKART_POSTGRES_HOST"), "one way to name the store");
+});
+
+test("compose: chjob runs as several replicas, each with its own name, port and data", () => {
+  assert.ok(replicas >= 2, `replicas: ${replicas}`);
+  assert.match(composeText, /--scale chjob=\d/, "the file says how to scale");
+  assert.not.ok(chjob.container_name, "a container_name allows one container only");
+  // A fixed id would give every replica the same name; the default (host name, pid) differs per container.
+  assert.not.ok(chjobEnv.has("CHJOB_REPLICA_ID"), "CHJOB_REPLICA_ID is left to its default");
+  // Each replica publishes 50051 on a host port of its own: a range at least as wide as the replicas.
+  const published = (chjob.ports ?? []).map(String).map((p) => /^(?:[\d.]+:)?(\d+)(?:-(\d+))?:50051$/.exec(p)).find(Boolean);
+  assert.ok(published, `a port mapping to 50051: ${JSON.stringify(chjob.ports)}`);
+  const [, first, last] = published!;
+  assert.is(first, "50051");
+  assert.ok(Number(last ?? first) - Number(first) + 1 >= replicas, `host ports ${first}-${last ?? first} for ${replicas} replicas`);
+  // No volume shared by the replicas on the data directory (chDB and PGlite lock it).
+  const dataDir = value("CHJOB_DATA_DIR") || "/data";
+  for (const [source, target] of mounts(chjob)) {
+    assert.ok(target !== dataDir || source === "", `${source} is mounted on ${target} in every replica`);
+  }
+});
+
+test("compose: chjob's stop_grace_period is longer than CHJOB_SHUTDOWN_GRACE", () => {
+  const seconds = (d: string) => {
+    const m = /^(\d+)(s|m)$/.exec(d.trim());
+    assert.ok(m, `duration ${d}`);
+    return Number(m![1]) * (m![2] === "m" ? 60 : 1);
+  };
+  assert.ok(chjob.stop_grace_period, "stop_grace_period is set");
+  assert.ok(seconds(chjob.stop_grace_period!) > seconds(value("CHJOB_SHUTDOWN_GRACE") || "30s"));
 });
 
 test("compose: every chjob variable is a configuration variable", () => {
