@@ -16,7 +16,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { JobStatus, NO_PROGRESS, type JobSnapshot } from "../src/jobs/job.js";
 import { StaleStateError, type ClaimOptions, type CreateOutcome, type JobStore, type NewJobRecord } from "../src/store/job-store.js";
-import { LATEST_VERSION, migrate } from "../src/store/migrations.js";
+import { LATEST_VERSION, migrate, MIGRATIONS } from "../src/store/migrations.js";
 import { openStore } from "../src/store/open.js";
 import { openPGlite } from "../src/store/pglite.js";
 import { openPostgres } from "../src/store/postgres.js";
@@ -728,7 +728,8 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     try {
       assert.equal(await migrate(raw, ctx.schema), [], "nothing left to apply");
       const rows = await raw.query<{ version: number }>(`SELECT version FROM ${quoteIdent(ctx.schema)}.schema_migrations ORDER BY version`);
-      assert.equal(rows.map((r) => Number(r.version)), [LATEST_VERSION]);
+      assert.equal(rows.map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version), "every migration once, up to LATEST_VERSION");
+      assert.is(Number(rows.at(-1)?.version), LATEST_VERSION);
     } finally {
       await raw.close();
     }
