@@ -145,7 +145,11 @@ async function start(
     authToken: config.grpc.authToken,
     tls: config.grpc.tls,
     maxReceiveBytes: config.jobs.maxQueryBytes + 64 * 1024,
-    jobService: jobServiceHandlers({ runner, store: jobs, watchers, pageTokenKey: await jobs.pageTokenKey(), log, maxQueryBytes: config.jobs.maxQueryBytes }),
+    jobService: jobServiceHandlers({ runner, store: jobs, watchers, pageTokenKey: await jobs.pageTokenKey(),
+      log,
+      maxQueryBytes: config.jobs.maxQueryBytes,
+      limits: { ...config.jobs.limits, timeoutMs: config.jobs.timeoutMs },
+    }),
     health,
     log,
   });

@@ -81,7 +81,7 @@ test("embedded defaults", () => {
     grpc: { address: "127.0.0.1:50051", authToken: undefined, tls: undefined },
     dataDir: "/srv/app/.chjob",
     embeddedS3Address: "127.0.0.1:4566",
-    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500 },
+    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500, limits: { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined } },
     shutdownGraceMs: 30_000,
     healthIntervalMs: 10_000,
     logLevel: "info",

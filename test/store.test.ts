@@ -16,6 +16,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { JobStatus, NO_PROGRESS, type JobSnapshot } from "../src/jobs/job.js";
 import { StaleStateError, type ClaimOptions, type CreateOutcome, type JobStore, type NewJobRecord } from "../src/store/job-store.js";
+import { DEFAULT_KIND } from "../src/jobs/result-format.js";
 import { LATEST_VERSION, migrate, MIGRATIONS } from "../src/store/migrations.js";
 import { openStore } from "../src/store/open.js";
 import { openPGlite } from "../src/store/pglite.js";
@@ -67,6 +68,12 @@ function rec(over: Partial<NewJobRecord> = {}): NewJobRecord {
     exportUri: `s3://exports/${reportId}/${queryId}/`,
     requestId: undefined,
     requestHash: undefined,
+    kind: DEFAULT_KIND,
+    contentType: "text/csv",
+    limits: { timeoutMs: 600_000 },
+    reuseMaxAgeMs: undefined,
+    queryHash: `hash-${n}`,
+    target: "test target",
     ...over,
   };
 }
@@ -209,6 +216,12 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
         attempt: 0,
         replica: "",
         requestId: "req-rt_1",
+        format: DEFAULT_KIND.format,
+        compression: DEFAULT_KIND.compression,
+        contentType: "text/csv",
+        limits: { timeoutMs: 600_000 },
+        reuseMaxAgeMs: undefined,
+        reusedFrom: "",
       },
     );
     assert.ok(job.createdAt >= before - 1000 && job.createdAt <= after + 1000, `createdAt ${job.createdAt} is not now (${before}..${after})`);

@@ -35,6 +35,7 @@ export interface ProcessSample {
   totalRowsToRead: number;
   elapsedMs: number;
   writtenRows: number;
+  writtenBytes: number;
 }
 
 export interface ClickHouseEngine {
@@ -180,11 +181,11 @@ export class ClientEngine implements ClickHouseEngine {
     const { matcher } = this.opts;
     const byKey = new Map(refs.map((r) => [matcher.key(r), r.jobId]));
     const rs = await this.opts.controlClient.query({
-      query: `SELECT ${matcher.keyColumn} AS key, read_rows, read_bytes, total_rows_approx, elapsed, written_rows
+      query: `SELECT ${matcher.keyColumn} AS key, read_rows, read_bytes, total_rows_approx, elapsed, written_rows, written_bytes
         FROM system.processes WHERE ${refs.map((r) => `(${matcher.where(r)})`).join(" OR ")}`,
       format: "JSONEachRow",
     });
-    const rows = await rs.json<{ key: string; read_rows: string | number; read_bytes: string | number; total_rows_approx: string | number; elapsed: number; written_rows: string | number }>();
+    const rows = await rs.json<{ key: string; read_rows: string | number; read_bytes: string | number; total_rows_approx: string | number; elapsed: number; written_rows: string | number; written_bytes: string | number }>();
     for (const row of rows) {
       const jobId = byKey.get(row.key);
       if (!jobId) continue;
@@ -194,6 +195,7 @@ export class ClientEngine implements ClickHouseEngine {
         totalRowsToRead: Number(row.total_rows_approx),
         elapsedMs: Math.round(Number(row.elapsed) * 1000),
         writtenRows: Number(row.written_rows),
+        writtenBytes: Number(row.written_bytes),
       });
     }
     return samples;

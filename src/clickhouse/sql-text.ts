@@ -108,3 +108,31 @@ function closingBlockComment(text: string, open: number): number {
   }
   return -1;
 }
+
+/**
+ * One checked statement with every run of blanks outside literals and quoted names made one
+ * space: two queries that differ only in layout normalise alike (result reuse compares them).
+ */
+export function normalizeStatement(statement: string): string {
+  let out = "";
+  let quote: string | undefined;
+  let blank = false;
+  for (let i = 0; i < statement.length; i++) {
+    const c = statement[i]!;
+    if (quote) {
+      out += c;
+      if (c === "\\" && quote !== "`") out += statement[++i] ?? "";
+      else if (c === quote) quote = undefined;
+      continue;
+    }
+    if (/\s/.test(c)) {
+      blank = true;
+      continue;
+    }
+    if (blank && out !== "") out += " ";
+    blank = false;
+    out += c;
+    if (c === "'" || c === '"' || c === "`") quote = c;
+  }
+  return out;
+}

@@ -69,6 +69,7 @@ export function parseConfig(env: Env, opts: { cwd?: string; hostname?: string; p
         retentionMs: v.CHJOB_JOB_RETENTION,
         maxQueryBytes: v.CHJOB_MAX_QUERY_BYTES,
         progressIntervalMs: v.CHJOB_PROGRESS_INTERVAL,
+        limits: { maxRowsToRead: v.CHJOB_MAX_ROWS_TO_READ, maxBytesToRead: v.CHJOB_MAX_BYTES_TO_READ, maxResultBytes: v.CHJOB_MAX_RESULT_BYTES },
       },
       shutdownGraceMs: v.CHJOB_SHUTDOWN_GRACE,
       healthIntervalMs: v.CHJOB_HEALTH_INTERVAL,

@@ -73,6 +73,12 @@ export type StoreTarget =
       source: "CHJOB_DATABASE_URL" | "DEKART_POSTGRES_HOST";
     };
 
+export interface ServiceLimits {
+  maxRowsToRead: number | undefined;
+  maxBytesToRead: number | undefined;
+  maxResultBytes: number | undefined;
+}
+
 export interface Config {
   clickhouse: ClickHouseTarget;
   s3: S3Settings;
@@ -91,6 +97,8 @@ export interface Config {
     maxQueryBytes: number;
     /** How often running exports are sampled for progress. */
     progressIntervalMs: number;
+    /** Service-wide limits of every job (CHJOB_MAX_ROWS_TO_READ, …); a request may lower them. */
+    limits: ServiceLimits;
   };
   shutdownGraceMs: number;
   /** How often ClickHouse and the buckets are re-checked for the health service. */

@@ -198,6 +198,24 @@ export const VARIABLES = {
     default: "1048576",
     parse: p.integer(1),
   },
+  CHJOB_MAX_ROWS_TO_READ: {
+    group: "jobs",
+    help: "ClickHouse's `max_rows_to_read` for every job; a request may lower it (`max_rows_to_read`), never raise it",
+    shownDefault: "unset: no limit",
+    parse: p.integer(1),
+  },
+  CHJOB_MAX_BYTES_TO_READ: {
+    group: "jobs",
+    help: "ClickHouse's `max_bytes_to_read` for every job; a request may lower it, never raise it",
+    shownDefault: "unset: no limit",
+    parse: p.integer(1),
+  },
+  CHJOB_MAX_RESULT_BYTES: {
+    group: "jobs",
+    help: "ClickHouse's `max_result_bytes` for every job; a request may lower it, never raise it",
+    shownDefault: "unset: no limit",
+    parse: p.integer(1),
+  },
 
   // --- Job store -------------------------------------------------------------------------------
   CHJOB_DATABASE_URL: {

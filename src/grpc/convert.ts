@@ -28,5 +28,9 @@ export function toProtoJob(s: JobSnapshot): Job {
     attempt: s.attempt,
     replica: s.replica,
     requestId: s.requestId,
+    format: s.format,
+    compression: s.compression,
+    contentType: s.contentType,
+    reusedFrom: s.reusedFrom,
   });
 }

@@ -15,7 +15,8 @@ import { jobNotFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { JobSnapshot } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
-import { checkJobId, checkPageSize, checkPathId, checkQueryText, checkRequestId } from "../jobs/validate.js";
+import { resolveKind } from "../jobs/result-format.js";
+import { checkDuration, checkJobId, checkLimits, checkPageSize, checkPathId, checkQueryText, checkRequestId, type LimitDefaults } from "../jobs/validate.js";
 import type { JobWatchHub } from "../jobs/watch-hub.js";
 import type { JobStore } from "../store/job-store.js";
 import type { ServiceHandlers } from "./bridge.js";
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   pageTokenKey: Buffer;
   log: Logger;
   maxQueryBytes: number;
+  /** The service's limits of every job (a request may lower them). */
+  limits: LimitDefaults;
 }
 
 /**
@@ -45,7 +48,7 @@ function watchMessage(s: JobSnapshot): WatchJobResponse {
   return message;
 }
 
-export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log, maxQueryBytes }: HandlerDeps): ServiceHandlers<typeof JobService> {
+export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log, maxQueryBytes, limits }: HandlerDeps): ServiceHandlers<typeof JobService> {
   const tokens = new PageTokens(pageTokenKey);
 
   /** Runs a unary handler body and answers with its value or its error's status. */
@@ -73,7 +76,15 @@ export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log,
       const queryId = checkPathId("query_id", req.queryId);
       checkQueryText(req.queryText, maxQueryBytes);
       const requestId = req.requestId === "" ? undefined : checkRequestId(req.requestId);
-      const job = await runner.create({ reportId, queryId, queryText: req.queryText, requestId });
+      const job = await runner.create({
+        reportId,
+        queryId,
+        queryText: req.queryText,
+        requestId,
+        kind: resolveKind(req.format, req.compression),
+        limits: checkLimits(req, limits),
+        reuseMaxAgeMs: checkDuration("reuse_max_age", req.reuseMaxAge),
+      });
       return create(CreateJobResponseSchema, { job: toProtoJob(job) });
     }),
 

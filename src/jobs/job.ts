@@ -1,8 +1,18 @@
 // A job's state as immutable snapshots, and the one place that decides which
 // status changes are allowed.
 import { JobStatus } from "../../gen/chjob/v1/job_service_pb.js";
+import type { ResultKind } from "./result-format.js";
 
 export { JobStatus };
+
+/** Limits of one job: ClickHouse enforces the first three as query settings. */
+export interface JobLimits {
+  maxRowsToRead?: number;
+  maxBytesToRead?: number;
+  maxResultBytes?: number;
+  /** The job's own limit, at most CHJOB_JOB_TIMEOUT. */
+  timeoutMs: number;
+}
 
 export interface JobProgress {
   readonly rowsRead: number;
@@ -37,6 +47,15 @@ export interface JobSnapshot {
   readonly replica: string;
   /** The CreateJob request_id that made it; "" for none. */
   readonly requestId: string;
+  readonly format: ResultKind["format"];
+  readonly compression: ResultKind["compression"];
+  /** Content-Type of the result object. */
+  readonly contentType: string;
+  readonly limits: Readonly<JobLimits>;
+  /** Reuse a DONE result this young instead of running the query; undefined: never. */
+  readonly reuseMaxAgeMs: number | undefined;
+  /** The job whose result this one copied; "" when it ran the query. */
+  readonly reusedFrom: string;
 }
 
 export const NO_PROGRESS: JobProgress = Object.freeze({ rowsRead: 0, bytesRead: 0, totalRowsToRead: 0, elapsedMs: 0 });
@@ -63,7 +82,7 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
 }
 
 /** What one write may change: a status (with the fields that come with it) and/or progress. */
-export type StateChange = Partial<Pick<JobSnapshot, "status" | "error" | "resultUri" | "resultSize" | "totalRows" | "bytesProcessed" | "progress">>;
+export type StateChange = Partial<Pick<JobSnapshot, "status" | "error" | "resultUri" | "resultSize" | "totalRows" | "bytesProcessed" | "progress" | "reusedFrom">>;
 
 export function sameProgress(a: JobProgress, b: JobProgress): boolean {
   return a.rowsRead === b.rowsRead && a.bytesRead === b.bytesRead && a.totalRowsToRead === b.totalRowsToRead && a.elapsedMs === b.elapsedMs;

@@ -9,12 +9,14 @@ import type { Subscription } from "rxjs";
 import type { S3Location } from "../config/types.js";
 import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
+import { normalizeStatement } from "../clickhouse/sql-text.js";
 import { AlreadyExistsError, jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
-import { ObjectStoreError, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
+import { ObjectStoreError, parseS3Uri, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
 import { StaleStateError, type JobStore } from "../store/job-store.js";
-import { canTransition, isTerminal, JobStatus, sameProgress, type JobSnapshot, type StateChange } from "./job.js";
+import { canTransition, isTerminal, JobStatus, sameProgress, type JobLimits, type JobSnapshot, type StateChange } from "./job.js";
+import { clickhouseFormat, fileExtension, objectHeaders, type ResultKind } from "./result-format.js";
 import { checkQueryText } from "./validate.js";
 
 export interface RunnerSettings {
@@ -59,6 +61,10 @@ export interface JobRequest {
   queryText: string;
   /** CreateJob's request_id, if any. */
   requestId: string | undefined;
+  kind: ResultKind;
+  /** Checked against the service's limits already. */
+  limits: JobLimits;
+  reuseMaxAgeMs: number | undefined;
 }
 
 interface RunningJob {
@@ -114,7 +120,8 @@ export class JobRunner {
     if (!this.accepting) throw new UnavailableError("the service is shutting down; send the job to another instance or retry later");
     const { settings, store, log } = this.deps;
     const id = randomUUID();
-    const exportAt = this.exportLocation(req.reportId, req.queryId);
+    const exportAt = this.exportLocation(req.reportId, req.queryId, req.kind);
+    const statement = checkQueryText(req.queryText, settings.maxQueryBytes);
     // Jobs that this replica's free slots take at once do not count as waiting.
     const outcome = await store.create(
       {
@@ -125,6 +132,12 @@ export class JobRunner {
         exportUri: s3Uri(exportAt),
         requestId: req.requestId,
         requestHash: req.requestId === undefined ? undefined : requestHash(req),
+        kind: req.kind,
+        contentType: objectHeaders(req.kind).contentType,
+        limits: req.limits,
+        reuseMaxAgeMs: req.reuseMaxAgeMs,
+        queryHash: createHash("sha256").update(normalizeStatement(statement)).digest("base64url"),
+        target: this.deps.engine.description,
       },
       settings.maxQueued + Math.max(0, settings.maxConcurrent - this.running.size),
     );
@@ -229,19 +242,19 @@ export class JobRunner {
     }
   }
 
-  private exportLocation(reportId: string, queryId: string): ObjectLocation {
+  private exportLocation(reportId: string, queryId: string, kind: ResultKind): ObjectLocation {
     const { output } = this.deps.settings;
-    return { bucket: output.bucket, key: exportKey(output.prefix, reportId, queryId) };
+    return { bucket: output.bucket, key: exportKey(output.prefix, reportId, queryId, fileExtension(kind)) };
   }
 
   private execute(job: JobSnapshot): void {
     const { settings } = this.deps;
-    const exportAt = this.exportLocation(job.reportId, job.queryId);
+    const exportAt = this.exportLocation(job.reportId, job.queryId, job);
     const r: RunningJob = {
       snapshot: job,
       ref: { jobId: job.id, url: objectUrl(settings.clickhouseS3Endpoint, exportAt.bucket, exportAt.key) },
       exportAt,
-      resultAt: { bucket: settings.storageBucket, key: `${job.id}.csv` },
+      resultAt: { bucket: settings.storageBucket, key: `${job.id}.${fileExtension(job)}` },
       stop: new AbortController(),
       writes: Promise.resolve(),
       writing: undefined,
@@ -266,9 +279,12 @@ export class JobRunner {
     const { settings, store, log } = this.deps;
     const signal = r.stop.signal;
     // The limit covers the export and the copy: a copy that hangs (S3 silent) is stopped too.
-    const timeout = setTimeout(() => void this.endEarly(r, JobStatus.FAILED, `${ranTooLong(settings.timeoutMs)} and was stopped`), settings.timeoutMs);
+    const timeoutMs = this.timeoutOf(r.snapshot);
+    const timeout = setTimeout(() => void this.endEarly(r, JobStatus.FAILED, `${ranTooLong(timeoutMs, timeoutMs < settings.timeoutMs)} and was stopped`), timeoutMs);
     try {
       if (r.snapshot.attempt > 1) log.info({ job: r.snapshot.id, attempt: r.snapshot.attempt, status: JobStatus[r.snapshot.status] }, "running the job again: the replica that ran it stopped");
+      if (r.snapshot.status === JobStatus.RUNNING && (await this.reuse(r))) return;
+      signal.throwIfAborted();
       if (r.snapshot.status === JobStatus.RUNNING) {
         await this.export(r);
         signal.throwIfAborted();
@@ -291,21 +307,77 @@ export class JobRunner {
     }
   }
 
+  /** The job's own time limit (CreateJobRequest.timeout), at most CHJOB_JOB_TIMEOUT. */
+  private timeoutOf(job: JobSnapshot): number {
+    const own = job.limits.timeoutMs;
+    return own > 0 ? Math.min(own, this.deps.settings.timeoutMs) : this.deps.settings.timeoutMs;
+  }
+
+  /**
+   * Result reuse (CreateJobRequest.reuse_max_age): copies the newest matching DONE result that
+   * still exists to this job's result object instead of running the query. False: none found.
+   */
+  private async reuse(r: RunningJob): Promise<boolean> {
+    const job = r.snapshot;
+    if (job.reuseMaxAgeMs === undefined) return false;
+    const { store, objects, settings, log } = this.deps;
+    const statement = checkQueryText(job.queryText, settings.maxQueryBytes);
+    const candidates = await store.reusable({
+      queryHash: createHash("sha256").update(normalizeStatement(statement)).digest("base64url"),
+      kind: job,
+      target: this.deps.engine.description,
+      maxAgeMs: job.reuseMaxAgeMs,
+      forJob: job.id,
+    });
+    for (const earlier of candidates) {
+      const from = parseS3Uri(earlier.resultUri);
+      // A result object deleted outside the service means no reuse, not a failure.
+      if (!from || (await objects.size(from).catch(() => undefined)) === undefined) continue;
+      if (!(await this.write(r, { status: JobStatus.READING_RESULTS }))) return true;
+      try {
+        const { size } = await objects.copy(from, r.resultAt, r.stop.signal, objectHeaders(job));
+        const done = await this.write(
+          r,
+          { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, totalRows: earlier.totalRows, bytesProcessed: earlier.bytesProcessed, reusedFrom: earlier.id },
+          true,
+        );
+        if (!done) r.stop.abort();
+      } catch (err) {
+        await this.removeResult(r);
+        if (!r.stop.signal.aborted) await this.write(r, { status: JobStatus.FAILED, error: this.describe(err) }, true);
+      }
+      log.info({ job: job.id, reusedFrom: earlier.id }, "result reused");
+      return true;
+    }
+    return false;
+  }
+
   private async export(r: RunningJob): Promise<void> {
     const { engine, settings } = this.deps;
     const sql = exportSql(
       { endpoint: settings.clickhouseS3Endpoint, ...r.exportAt, accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
       checkQueryText(r.snapshot.queryText, settings.maxQueryBytes),
+      clickhouseFormat(r.snapshot),
     );
+    const { limits } = r.snapshot;
+    const timeoutMs = this.timeoutOf(r.snapshot);
     this.deps.log.debug({ job: r.snapshot.id, sql }, "export statement");
     const exportSettings: ClickHouseSettings = {
       s3_truncate_on_insert: 1,
       // ClickHouse parses at most 256 KiB by default; every accepted query must fit with the s3() head.
       max_query_size: String(Math.max(262_144, settings.maxQueryBytes + 65_536)),
       // The server stops the query itself too, should this process be gone.
-      max_execution_time: Math.ceil(settings.timeoutMs / 1000),
+      max_execution_time: Math.ceil(timeoutMs / 1000),
+      // Per-job guardrails: ClickHouse fails the query with a message naming the limit. Each is
+      // sent on every export, 0 (none) included: chDB applies settings with SET on its session,
+      // so a setting one export sent would otherwise stay for the next.
+      max_rows_to_read: String(limits.maxRowsToRead ?? 0),
+      max_bytes_to_read: String(limits.maxBytesToRead ?? 0),
+      max_result_bytes: String(limits.maxResultBytes ?? 0),
+      // Parquet compresses inside the file.
+      output_format_parquet_compression_method: "zstd",
       // A run after a replica died: its export may still run on the server under the same query_id.
-      ...(r.snapshot.attempt > 1 && settings.serverSideExports ? { replace_running_query: 1 } : {}),
+      ...(settings.serverSideExports ? { replace_running_query: r.snapshot.attempt > 1 ? 1 : 0 } : {}),
     };
     const running = engine.runExport(r.ref, sql, exportSettings);
     this.startSampler();
@@ -317,7 +389,7 @@ export class JobRunner {
       r.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes }));
     } catch (err) {
       if (clickHouseCode(err) === 159) {
-        throw new JobTimeoutError(`${ranTooLong(settings.timeoutMs)}: ${describeClickHouseError(err)}`);
+        throw new JobTimeoutError(`${ranTooLong(timeoutMs, timeoutMs < settings.timeoutMs)}: ${describeClickHouseError(err)}`);
       }
       throw err;
     } finally {
@@ -326,9 +398,16 @@ export class JobRunner {
   }
 
   private async copy(r: RunningJob): Promise<void> {
+    const cap = r.snapshot.limits.maxResultBytes;
+    if (cap !== undefined) {
+      const exported = await this.deps.objects.size(r.exportAt);
+      if (exported !== undefined && exported > cap) {
+        throw new ResultTooLargeError(`the result is ${exported} bytes, above max_result_bytes (${cap} bytes); it was not copied to the result object`);
+      }
+    }
     let size: number;
     try {
-      ({ size } = await this.deps.objects.copy(r.exportAt, r.resultAt, r.stop.signal));
+      ({ size } = await this.deps.objects.copy(r.exportAt, r.resultAt, r.stop.signal, objectHeaders(r.snapshot)));
     } catch (err) {
       await this.removeResult(r);
       throw err;
@@ -468,6 +547,12 @@ export class JobRunner {
       for (const r of running) {
         const s = samples.get(r.snapshot.id);
         if (!s) continue;
+        const cap = r.snapshot.limits.maxResultBytes;
+        if (cap !== undefined && s.writtenBytes > cap) {
+          // ClickHouse applies max_result_bytes to what a query returns, not to what an INSERT writes: watched here.
+          void this.endEarly(r, JobStatus.FAILED, `the result passed max_result_bytes (${cap} bytes): ${s.writtenBytes} bytes were written when the export was stopped`);
+          continue;
+        }
         const progress = { rowsRead: s.rowsRead, bytesRead: s.bytesRead, totalRowsToRead: s.totalRowsToRead, elapsedMs: s.elapsedMs };
         if (!sameProgress(r.snapshot.progress, progress)) writes.push(this.write(r, { progress }));
       }
@@ -482,14 +567,22 @@ export class JobRunner {
 
   /** A failure in words a person can act on, with no secret in it. */
   private describe(err: unknown): string {
-    const text = err instanceof ObjectStoreError || err instanceof JobTimeoutError ? err.message : describeClickHouseError(err);
+    const text = err instanceof ObjectStoreError || err instanceof JobTimeoutError || err instanceof ResultTooLargeError ? err.message : describeClickHouseError(err);
     return this.deps.redact(text);
   }
 }
 
 /** What makes two CreateJob requests with one request_id the same request. */
 function requestHash(req: JobRequest): string {
-  return createHash("sha256").update(JSON.stringify([req.reportId, req.queryId, req.queryText])).digest("base64url");
+  const { reportId, queryId, queryText, kind, limits, reuseMaxAgeMs } = req;
+  return createHash("sha256")
+    .update(JSON.stringify([reportId, queryId, queryText, kind.format, kind.compression, limits, reuseMaxAgeMs ?? null]))
+    .digest("base64url");
+}
+
+/** The export wrote more than the job's max_result_bytes. */
+class ResultTooLargeError extends Error {
+  override readonly name = "ResultTooLargeError";
 }
 
 /** ClickHouse stopped the export at max_execution_time, which the runner sets from CHJOB_JOB_TIMEOUT. */
@@ -497,8 +590,8 @@ class JobTimeoutError extends Error {
   override readonly name = "JobTimeoutError";
 }
 
-function ranTooLong(timeoutMs: number): string {
-  return `the job ran longer than CHJOB_JOB_TIMEOUT (${formatMs(timeoutMs)})`;
+function ranTooLong(timeoutMs: number, own = false): string {
+  return `the job ran longer than ${own ? "its timeout" : "CHJOB_JOB_TIMEOUT"} (${formatMs(timeoutMs)})`;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,6 +1,7 @@
 // Input rules (docs/api.md, "Input rules"), as pure functions that throw InvalidArgumentError
 // naming the field and the fix.
 import { InvalidArgumentError } from "../errors.js";
+import type { JobLimits } from "./job.js";
 import { lexQuery } from "../clickhouse/sql-text.js";
 
 const ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -100,4 +101,63 @@ export function checkPageSize(size: number): number {
   if (size < 0) throw new InvalidArgumentError("page_size", `is ${size}; send 1-${MAX_PAGE_SIZE}, or 0 for the default of ${DEFAULT_PAGE_SIZE}`);
   if (size === 0) return DEFAULT_PAGE_SIZE;
   return Math.min(size, MAX_PAGE_SIZE);
+}
+
+/** A google.protobuf.Duration in milliseconds; undefined when unset. INVALID_ARGUMENT unless positive. */
+export function checkDuration(field: string, d: { seconds: bigint; nanos: number } | undefined): number | undefined {
+  if (d === undefined) return undefined;
+  const ms = Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+  if (!(ms > 0) || d.nanos < 0) throw new InvalidArgumentError(field, "must be a positive duration (or unset)");
+  return ms;
+}
+
+export interface RequestedLimits {
+  maxRowsToRead?: bigint;
+  maxBytesToRead?: bigint;
+  maxResultBytes?: bigint;
+  timeout?: { seconds: bigint; nanos: number };
+}
+
+export interface LimitDefaults {
+  maxRowsToRead: number | undefined;
+  maxBytesToRead: number | undefined;
+  maxResultBytes: number | undefined;
+  /** CHJOB_JOB_TIMEOUT. */
+  timeoutMs: number;
+}
+
+const LIMIT_FIELDS = [
+  ["maxRowsToRead", "max_rows_to_read", "CHJOB_MAX_ROWS_TO_READ"],
+  ["maxBytesToRead", "max_bytes_to_read", "CHJOB_MAX_BYTES_TO_READ"],
+  ["maxResultBytes", "max_result_bytes", "CHJOB_MAX_RESULT_BYTES"],
+] as const;
+
+/**
+ * A job's limits: the service's defaults, lowered where the request asks. A request may
+ * never raise one (INVALID_ARGUMENT naming the field and the service's value).
+ */
+export function checkLimits(req: RequestedLimits, defaults: LimitDefaults): JobLimits {
+  const limits: JobLimits = { timeoutMs: defaults.timeoutMs };
+  for (const [key, field, variable] of LIMIT_FIELDS) {
+    const asked = req[key];
+    const cap = defaults[key];
+    if (asked === undefined) {
+      if (cap !== undefined) limits[key] = cap;
+      continue;
+    }
+    if (asked < 1n) throw new InvalidArgumentError(field, `must be at least 1 (leave it unset for ${cap === undefined ? "no limit" : `the service's ${cap}`})`);
+    if (cap !== undefined && asked > BigInt(cap)) {
+      throw new InvalidArgumentError(field, `${asked} is above the service's limit ${cap} (${variable}); a request may lower it, not raise it`);
+    }
+    if (asked > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidArgumentError(field, `${asked} is too large`);
+    limits[key] = Number(asked);
+  }
+  const timeoutMs = checkDuration("timeout", req.timeout);
+  if (timeoutMs !== undefined) {
+    if (timeoutMs > defaults.timeoutMs) {
+      throw new InvalidArgumentError("timeout", `${timeoutMs} ms is above the service's CHJOB_JOB_TIMEOUT (${defaults.timeoutMs} ms); a request may shorten it, not lengthen it`);
+    }
+    limits.timeoutMs = timeoutMs;
+  }
+  return limits;
 }

@@ -4,13 +4,28 @@ export interface ObjectLocation {
   key: string;
 }
 
+/** The bucket and key of `s3://bucket/key`; undefined for anything else. */
+export function parseS3Uri(uri: string): ObjectLocation | undefined {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+  return m ? { bucket: m[1]!, key: m[2]! } : undefined;
+}
+
 export function s3Uri({ bucket, key }: ObjectLocation): string {
   return `s3://${bucket}/${key}`;
 }
 
+/** HTTP headers an object is served with. */
+export interface ObjectHeaders {
+  contentType: string;
+  contentEncoding: string | undefined;
+}
+
 export interface ObjectStore {
-  /** Copies an object inside the store (no byte passes through this process); resolves with its size. */
-  copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal): Promise<{ size: number }>;
+  /**
+   * Copies an object inside the store (no byte passes through this process), giving the copy
+   * `headers` when set; resolves with its size.
+   */
+  copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }>;
   /** Removes an object; a missing one is not an error. */
   delete(at: ObjectLocation): Promise<void>;
   /** Size of an object, or undefined when there is none. */

@@ -13,7 +13,7 @@ import {
   S3ServiceException,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
-import { ObjectStoreError, s3Uri, type ObjectLocation, type ObjectStore } from "./object-store.js";
+import { ObjectStoreError, s3Uri, type ObjectHeaders, type ObjectLocation, type ObjectStore } from "./object-store.js";
 
 export interface S3StoreOptions {
   endpoint: string;
@@ -57,16 +57,16 @@ export class S3ObjectStore implements ObjectStore {
     this.partSize = opts.partSize ?? 512 * 1024 ** 2;
   }
 
-  async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal): Promise<{ size: number }> {
-    if (this.multipartThreshold >= FIVE_GIB) return this.copyWhileSizing(from, to, signal);
+  async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }> {
+    if (this.multipartThreshold >= FIVE_GIB) return this.copyWhileSizing(from, to, signal, headers);
     const size = await this.size(from);
     if (size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
     if (size <= this.multipartThreshold) {
       await this.call("CopyObject", s3Uri(to), () =>
-        this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from) }), { abortSignal: signal }),
+        this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from), ...replaced(headers) }), { abortSignal: signal }),
       );
     } else {
-      await this.multipartCopy(from, to, size, signal);
+      await this.multipartCopy(from, to, size, signal, headers);
     }
     return { size };
   }
@@ -77,9 +77,9 @@ export class S3ObjectStore implements ObjectStore {
    * size: one round trip on the path of every job instead of two. Only an
    * object above the threshold whose CopyObject failed is copied in parts.
    */
-  private async copyWhileSizing(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal): Promise<{ size: number }> {
+  private async copyWhileSizing(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }> {
     const single = this.call("CopyObject", s3Uri(to), () =>
-      this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from) }), { abortSignal: signal }),
+      this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from), ...replaced(headers) }), { abortSignal: signal }),
     ).then(
       () => undefined,
       (err: unknown) => err,
@@ -92,14 +92,14 @@ export class S3ObjectStore implements ObjectStore {
     }
     // Both failed: CopyObject's error is the one that says what went wrong with the copy.
     if ("error" in sized || sized.size! <= this.multipartThreshold) throw copyError;
-    await this.multipartCopy(from, to, sized.size!, signal);
+    await this.multipartCopy(from, to, sized.size!, signal, headers);
     return { size: sized.size! };
   }
 
-  private async multipartCopy(from: ObjectLocation, to: ObjectLocation, size: number, signal: AbortSignal): Promise<void> {
+  private async multipartCopy(from: ObjectLocation, to: ObjectLocation, size: number, signal: AbortSignal, headers?: ObjectHeaders): Promise<void> {
     const at = s3Uri(to);
     const { UploadId } = await this.call("CreateMultipartUpload", at, () =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket: to.bucket, Key: to.key }), { abortSignal: signal }),
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, ...headersOf(headers) }), { abortSignal: signal }),
     );
     try {
       const parts: { ETag: string; PartNumber: number }[] = [];
@@ -225,4 +225,14 @@ function statusName(status: number | undefined, fallback: string): string {
     default:
       return status ? `${fallback} (HTTP ${status})` : fallback;
   }
+}
+
+function headersOf(h: ObjectHeaders | undefined): { ContentType?: string; ContentEncoding?: string } {
+  if (!h) return {};
+  return { ContentType: h.contentType, ...(h.contentEncoding ? { ContentEncoding: h.contentEncoding } : {}) };
+}
+
+/** CopyObject keeps the source's headers unless told to replace them. */
+function replaced(h: ObjectHeaders | undefined): { MetadataDirective?: "REPLACE"; ContentType?: string; ContentEncoding?: string } {
+  return h ? { MetadataDirective: "REPLACE", ...headersOf(h) } : {};
 }

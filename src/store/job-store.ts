@@ -3,7 +3,8 @@
 // requests, leases, retention). Each rule is one transaction, so replicas on
 // one database, and a process restarted on the same data, agree on it.
 import type { Observable } from "rxjs";
-import type { JobSnapshot, StateChange } from "../jobs/job.js";
+import type { JobLimits, JobSnapshot, StateChange } from "../jobs/job.js";
+import type { ResultKind } from "../jobs/result-format.js";
 
 export interface NewJobRecord {
   id: string;
@@ -15,6 +16,24 @@ export interface NewJobRecord {
   requestId: string | undefined;
   /** Fingerprint of the request that carries `requestId`: the same id with another request is refused. */
   requestHash: string | undefined;
+  kind: ResultKind;
+  contentType: string;
+  limits: JobLimits;
+  reuseMaxAgeMs: number | undefined;
+  /** Hash of the normalised query text (result reuse). */
+  queryHash: string;
+  /** The ClickHouse the job runs on, for result reuse: results of other targets are not reused. */
+  target: string;
+}
+
+/** What makes an earlier result reusable for a job. */
+export interface ReuseQuery {
+  queryHash: string;
+  kind: ResultKind;
+  target: string;
+  maxAgeMs: number;
+  /** The job asking (never its own result). */
+  forJob: string;
 }
 
 export type CreateOutcome =
@@ -90,6 +109,8 @@ export interface JobStore {
   list(query: ListQuery): Promise<ListPage>;
   /** Jobs now waiting for a slot, service-wide. */
   pendingCount(): Promise<number>;
+  /** DONE jobs whose results a job may reuse, newest first (a few): one query on an index. */
+  reusable(query: ReuseQuery): Promise<JobSnapshot[]>;
 
   /**
    * Takes work for a replica, FIFO: jobs whose replica stopped renewing its lease

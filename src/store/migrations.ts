@@ -102,6 +102,23 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE ${s}.replicas (id text PRIMARY KEY, seen_at timestamptz NOT NULL, draining boolean NOT NULL DEFAULT false)`,
     ],
   },
+  {
+    version: 3,
+    name: "results: format, compression, per-job limits, reuse",
+    statements: (s) => [
+      `ALTER TABLE ${s}.jobs
+        ADD COLUMN format smallint NOT NULL DEFAULT 1,
+        ADD COLUMN compression smallint NOT NULL DEFAULT 1,
+        ADD COLUMN content_type text NOT NULL DEFAULT 'text/csv; charset=utf-8; header=present',
+        ADD COLUMN limits jsonb NOT NULL DEFAULT '{}',
+        ADD COLUMN reuse_max_age_ms float8,
+        ADD COLUMN query_hash text,
+        ADD COLUMN target text,
+        ADD COLUMN reused_from text NOT NULL DEFAULT ''`,
+      // Result reuse looks a result up with one query on this index, with replicas too.
+      `CREATE INDEX jobs_reusable ON ${s}.jobs (query_hash, format, compression, target, updated_at) WHERE status = 5`,
+    ],
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS.at(-1)!.version;

@@ -4,14 +4,16 @@
 import { randomBytes } from "node:crypto";
 import { Subject } from "rxjs";
 import { UnavailableError } from "../errors.js";
-import { isTerminal, JobStatus, NO_PROGRESS, type JobProgress, type JobSnapshot, type StateChange } from "../jobs/job.js";
-import { StaleStateError, type ClaimOptions, type CreateOutcome, type JobStore, type ListPage, type ListQuery, type NewJobRecord, type WriteOptions } from "./job-store.js";
+import { isTerminal, JobStatus, NO_PROGRESS, type JobLimits, type JobProgress, type JobSnapshot, type StateChange } from "../jobs/job.js";
+import type { ResultKind } from "../jobs/result-format.js";
+import { StaleStateError, type ClaimOptions, type CreateOutcome, type JobStore, type ListPage, type ListQuery, type NewJobRecord, type ReuseQuery, type WriteOptions } from "./job-store.js";
 import { isTransient, quoteIdent, type Row, type SqlClient, type SqlRunner } from "./sql.js";
 
 const COLUMNS = `id::text AS id, report_id, query_id, query_text, status, error, result_uri, result_size::float8 AS result_size,
   export_uri, total_rows::float8 AS total_rows, bytes_processed::float8 AS bytes_processed, progress,
   round(extract(epoch FROM created_at) * 1000)::float8 AS created_ms, round(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms,
-  version, attempt, replica, coalesce(request_id, '') AS request_id`;
+  version, attempt, replica, coalesce(request_id, '') AS request_id,
+  format, compression, content_type, limits, reuse_max_age_ms, reused_from`;
 
 const ACTIVE = `(${JobStatus.PENDING}, ${JobStatus.RUNNING}, ${JobStatus.READING_RESULTS})`;
 const FINISHED = `(${JobStatus.DONE}, ${JobStatus.FAILED}, ${JobStatus.CANCELLED})`;
@@ -25,6 +27,7 @@ const WRITABLE: Record<keyof StateChange, string> = {
   totalRows: "total_rows",
   bytesProcessed: "bytes_processed",
   progress: "progress",
+  reusedFrom: "reused_from",
 };
 
 interface JobRow extends Row {
@@ -46,6 +49,12 @@ interface JobRow extends Row {
   attempt: number;
   replica: string;
   request_id: string;
+  format: number;
+  compression: number;
+  content_type: string;
+  limits: JobLimits | null;
+  reuse_max_age_ms: number | null;
+  reused_from: string;
 }
 
 export interface SqlJobStoreOptions {
@@ -194,9 +203,26 @@ export class SqlJobStore implements JobStore {
           [job.reportId, job.queryId, `superseded by job ${job.id} for the same report_id and query_id`],
         );
         const [created] = await tx.query<JobRow>(
-          `INSERT INTO ${this.t} (id, report_id, query_id, query_text, status, export_uri, request_id, request_hash)
-           VALUES ($1::uuid, $2, $3, $4, ${JobStatus.PENDING}, $5, $6, $7) RETURNING ${COLUMNS}`,
-          [job.id, job.reportId, job.queryId, job.queryText, job.exportUri, job.requestId ?? null, job.requestHash ?? null],
+          `INSERT INTO ${this.t} (id, report_id, query_id, query_text, status, export_uri, request_id, request_hash,
+             format, compression, content_type, limits, reuse_max_age_ms, query_hash, target)
+           VALUES ($1::uuid, $2, $3, $4, ${JobStatus.PENDING}, $5, $6, $7, $8::smallint, $9::smallint, $10, $11::text::jsonb, $12::float8, $13, $14)
+           RETURNING ${COLUMNS}`,
+          [
+            job.id,
+            job.reportId,
+            job.queryId,
+            job.queryText,
+            job.exportUri,
+            job.requestId ?? null,
+            job.requestHash ?? null,
+            job.kind.format,
+            job.kind.compression,
+            job.contentType,
+            JSON.stringify(job.limits),
+            job.reuseMaxAgeMs ?? null,
+            job.queryHash,
+            job.target,
+          ],
         );
         return { kind: "created", job: toSnapshot(created!), superseded: superseded.map(toSnapshot) };
       }),
@@ -228,6 +254,19 @@ export class SqlJobStore implements JobStore {
     );
     const page = rows.slice(0, limit);
     return { jobs: page.map(toSnapshot), next: rows.length > limit ? page.at(-1)!.position : undefined };
+  }
+
+  async reusable(q: ReuseQuery): Promise<JobSnapshot[]> {
+    const rows = await this.reading(() =>
+      this.db.query<JobRow>(
+        `SELECT ${COLUMNS} FROM ${this.t}
+         WHERE query_hash = $1 AND format = $2::smallint AND compression = $3::smallint AND target = $4 AND status = ${JobStatus.DONE}
+           AND updated_at > clock_timestamp() - $5::float8 * interval '1 millisecond' AND id <> $6::uuid
+         ORDER BY updated_at DESC LIMIT 3`,
+        [q.queryHash, q.kind.format, q.kind.compression, q.target, q.maxAgeMs, q.forJob],
+      ),
+    );
+    return rows.map(toSnapshot);
   }
 
   async pendingCount(): Promise<number> {
@@ -469,6 +508,12 @@ function toSnapshot(r: JobRow): JobSnapshot {
     attempt: Number(r.attempt),
     replica: r.replica,
     requestId: r.request_id,
+    format: Number(r.format ?? 1) as ResultKind["format"],
+    compression: Number(r.compression ?? 1) as ResultKind["compression"],
+    contentType: r.content_type ?? "",
+    limits: Object.freeze({ ...(r.limits ?? { timeoutMs: 0 }) }) as JobLimits,
+    reuseMaxAgeMs: r.reuse_max_age_ms === null || r.reuse_max_age_ms === undefined ? undefined : Number(r.reuse_max_age_ms),
+    reusedFrom: r.reused_from ?? "",
   });
 }
 
@@ -495,6 +540,12 @@ function fromHistory(state: Record<string, unknown>, queryText: string): JobRow 
     attempt: Number(state.attempt),
     replica: String(state.replica ?? ""),
     request_id: String(state.request_id ?? ""),
+    format: Number(state.format ?? 1),
+    compression: Number(state.compression ?? 1),
+    content_type: String(state.content_type ?? ""),
+    limits: (state.limits as JobLimits | null) ?? null,
+    reuse_max_age_ms: num(state.reuse_max_age_ms),
+    reused_from: String(state.reused_from ?? ""),
   };
 }
 

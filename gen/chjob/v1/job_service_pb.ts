@@ -9,15 +9,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file chjob/v1/job_service.proto.
  */
 export const file_chjob_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpjaGpvYi92MS9qb2Jfc2VydmljZS5wcm90bxIIY2hqb2IudjEi1AMKA0pvYhIKCgJpZBgBIAEoCRIRCglyZXBvcnRfaWQYAiABKAkSEAoIcXVlcnlfaWQYAyABKAkSEgoKcXVlcnlfdGV4dBgEIAEoCRIjCgZzdGF0dXMYBSABKA4yEy5jaGpvYi52MS5Kb2JTdGF0dXMSDQoFZXJyb3IYBiABKAkSEgoKcmVzdWx0X3VyaRgHIAEoCRITCgtyZXN1bHRfc2l6ZRgIIAEoAxISCgpleHBvcnRfdXJpGAkgASgJEhcKCnRvdGFsX3Jvd3MYCiABKANIAIgBARIcCg9ieXRlc19wcm9jZXNzZWQYCyABKANIAYgBARInCghwcm9ncmVzcxgMIAEoCzIVLmNoam9iLnYxLkpvYlByb2dyZXNzEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2F0dGVtcHQYDyABKAUSDwoHcmVwbGljYRgQIAEoCRISCgpyZXF1ZXN0X2lkGBEgASgJQg0KC190b3RhbF9yb3dzQhIKEF9ieXRlc19wcm9jZXNzZWQiZAoLSm9iUHJvZ3Jlc3MSEQoJcm93c19yZWFkGAEgASgDEhIKCmJ5dGVzX3JlYWQYAiABKAMSGgoSdG90YWxfcm93c190b19yZWFkGAMgASgDEhIKCmVsYXBzZWRfbXMYBCABKAMiXwoQQ3JlYXRlSm9iUmVxdWVzdBIRCglyZXBvcnRfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSEgoKcXVlcnlfdGV4dBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIi8KEUNyZWF0ZUpvYlJlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmNoam9iLnYxLkpvYiIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIi4KEFdhdGNoSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uY2hqb2IudjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiwKDkdldEpvYlJlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmNoam9iLnYxLkpvYiIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIvChFDYW5jZWxKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5jaGpvYi52MS5Kb2IiSwoPTGlzdEpvYnNSZXF1ZXN0EhEKCXJlcG9ydF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJIChBMaXN0Sm9ic1Jlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5jaGpvYi52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKtsBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfUEVORElORxABEhYKEkpPQl9TVEFUVVNfUlVOTklORxACEh4KGkpPQl9TVEFUVVNfUkVBRElOR19SRVNVTFRTEAQSEwoPSk9CX1NUQVRVU19ET05FEAUSFQoRSk9CX1NUQVRVU19GQUlMRUQQBhIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAHIgQIAxADKhZKT0JfU1RBVFVTX0RPTkVfTEVHQUNZMt0CCgpKb2JTZXJ2aWNlEkQKCUNyZWF0ZUpvYhIaLmNoam9iLnYxLkNyZWF0ZUpvYlJlcXVlc3QaGy5jaGpvYi52MS5DcmVhdGVKb2JSZXNwb25zZRJDCghXYXRjaEpvYhIZLmNoam9iLnYxLldhdGNoSm9iUmVxdWVzdBoaLmNoam9iLnYxLldhdGNoSm9iUmVzcG9uc2UwARI7CgZHZXRKb2ISFy5jaGpvYi52MS5HZXRKb2JSZXF1ZXN0GhguY2hqb2IudjEuR2V0Sm9iUmVzcG9uc2USRAoJQ2FuY2VsSm9iEhouY2hqb2IudjEuQ2FuY2VsSm9iUmVxdWVzdBobLmNoam9iLnYxLkNhbmNlbEpvYlJlc3BvbnNlEkEKCExpc3RKb2JzEhkuY2hqb2IudjEuTGlzdEpvYnNSZXF1ZXN0GhouY2hqb2IudjEuTGlzdEpvYnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjaGpvYi92MS9qb2Jfc2VydmljZS5wcm90bxIIY2hqb2IudjEi4QQKA0pvYhIKCgJpZBgBIAEoCRIRCglyZXBvcnRfaWQYAiABKAkSEAoIcXVlcnlfaWQYAyABKAkSEgoKcXVlcnlfdGV4dBgEIAEoCRIjCgZzdGF0dXMYBSABKA4yEy5jaGpvYi52MS5Kb2JTdGF0dXMSDQoFZXJyb3IYBiABKAkSEgoKcmVzdWx0X3VyaRgHIAEoCRITCgtyZXN1bHRfc2l6ZRgIIAEoAxISCgpleHBvcnRfdXJpGAkgASgJEhcKCnRvdGFsX3Jvd3MYCiABKANIAIgBARIcCg9ieXRlc19wcm9jZXNzZWQYCyABKANIAYgBARInCghwcm9ncmVzcxgMIAEoCzIVLmNoam9iLnYxLkpvYlByb2dyZXNzEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2F0dGVtcHQYDyABKAUSDwoHcmVwbGljYRgQIAEoCRISCgpyZXF1ZXN0X2lkGBEgASgJEiAKBmZvcm1hdBgSIAEoDjIQLmNoam9iLnYxLkZvcm1hdBIqCgtjb21wcmVzc2lvbhgTIAEoDjIVLmNoam9iLnYxLkNvbXByZXNzaW9uEhQKDGNvbnRlbnRfdHlwZRgUIAEoCRITCgtyZXVzZWRfZnJvbRgVIAEoCRISCgpyZXN1bHRfdXJsGBYgASgJQg0KC190b3RhbF9yb3dzQhIKEF9ieXRlc19wcm9jZXNzZWQiZAoLSm9iUHJvZ3Jlc3MSEQoJcm93c19yZWFkGAEgASgDEhIKCmJ5dGVzX3JlYWQYAiABKAMSGgoSdG90YWxfcm93c190b19yZWFkGAMgASgDEhIKCmVsYXBzZWRfbXMYBCABKAMiqQMKEENyZWF0ZUpvYlJlcXVlc3QSEQoJcmVwb3J0X2lkGAEgASgJEhAKCHF1ZXJ5X2lkGAIgASgJEhIKCnF1ZXJ5X3RleHQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRIgCgZmb3JtYXQYBSABKA4yEC5jaGpvYi52MS5Gb3JtYXQSKgoLY29tcHJlc3Npb24YBiABKA4yFS5jaGpvYi52MS5Db21wcmVzc2lvbhIwCg1yZXVzZV9tYXhfYWdlGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEh0KEG1heF9yb3dzX3RvX3JlYWQYCCABKANIAIgBARIeChFtYXhfYnl0ZXNfdG9fcmVhZBgJIAEoA0gBiAEBEh0KEG1heF9yZXN1bHRfYnl0ZXMYCiABKANIAogBARIqCgd0aW1lb3V0GAsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhMKEV9tYXhfcm93c190b19yZWFkQhQKEl9tYXhfYnl0ZXNfdG9fcmVhZEITChFfbWF4X3Jlc3VsdF9ieXRlcyIvChFDcmVhdGVKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5jaGpvYi52MS5Kb2IiIQoPV2F0Y2hKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIuChBXYXRjaEpvYlJlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmNoam9iLnYxLkpvYiIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIsCg5HZXRKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5jaGpvYi52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoRQ2FuY2VsSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uY2hqb2IudjEuSm9iIksKD0xpc3RKb2JzUmVxdWVzdBIRCglyZXBvcnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSAoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0uY2hqb2IudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSrbAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX1BFTkRJTkcQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIeChpKT0JfU1RBVFVTX1JFQURJTkdfUkVTVUxUUxAEEhMKD0pPQl9TVEFUVVNfRE9ORRAFEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAYSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQByIECAMQAyoWSk9CX1NUQVRVU19ET05FX0xFR0FDWSqWAQoGRm9ybWF0EhYKEkZPUk1BVF9VTlNQRUNJRklFRBAAEhkKFUZPUk1BVF9DU1ZfV0lUSF9OQU1FUxABEhIKDkZPUk1BVF9QQVJRVUVUEAISGAoURk9STUFUX0pTT05fRUFDSF9ST1cQAxIQCgxGT1JNQVRfQVJST1cQBBIZChVGT1JNQVRfVFNWX1dJVEhfTkFNRVMQBSpsCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9HWklQEAISFAoQQ09NUFJFU1NJT05fWlNURBADMt0CCgpKb2JTZXJ2aWNlEkQKCUNyZWF0ZUpvYhIaLmNoam9iLnYxLkNyZWF0ZUpvYlJlcXVlc3QaGy5jaGpvYi52MS5DcmVhdGVKb2JSZXNwb25zZRJDCghXYXRjaEpvYhIZLmNoam9iLnYxLldhdGNoSm9iUmVxdWVzdBoaLmNoam9iLnYxLldhdGNoSm9iUmVzcG9uc2UwARI7CgZHZXRKb2ISFy5jaGpvYi52MS5HZXRKb2JSZXF1ZXN0GhguY2hqb2IudjEuR2V0Sm9iUmVzcG9uc2USRAoJQ2FuY2VsSm9iEhouY2hqb2IudjEuQ2FuY2VsSm9iUmVxdWVzdBobLmNoam9iLnYxLkNhbmNlbEpvYlJlc3BvbnNlEkEKCExpc3RKb2JzEhkuY2hqb2IudjEuTGlzdEpvYnNSZXF1ZXN0GhouY2hqb2IudjEuTGlzdEpvYnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Job is the state of one export job.
@@ -145,6 +145,43 @@ export type Job = Message<"chjob.v1.Job"> & {
    * @generated from field: string request_id = 17;
    */
   requestId: string;
+
+  /**
+   * Format of the result (never UNSPECIFIED).
+   *
+   * @generated from field: chjob.v1.Format format = 18;
+   */
+  format: Format;
+
+  /**
+   * Whole-file compression of the result (never UNSPECIFIED; NONE for Parquet, which compresses inside).
+   *
+   * @generated from field: chjob.v1.Compression compression = 19;
+   */
+  compression: Compression;
+
+  /**
+   * Content-Type of the result object (its Content-Encoding is gzip or zstd when compressed).
+   *
+   * @generated from field: string content_type = 20;
+   */
+  contentType: string;
+
+  /**
+   * Id of the earlier DONE job whose result this job copied instead of running the query
+   * (CreateJobRequest.reuse_max_age); empty when it ran the query.
+   *
+   * @generated from field: string reused_from = 21;
+   */
+  reusedFrom: string;
+
+  /**
+   * A presigned GET URL of the result object, valid for CHJOB_PRESIGN_TTL from when this
+   * message was made; empty unless DONE and CHJOB_PRESIGN_TTL is set.
+   *
+   * @generated from field: string result_url = 22;
+   */
+  resultUrl: string;
 };
 
 /**
@@ -231,6 +268,53 @@ export type CreateJobRequest = Message<"chjob.v1.CreateJobRequest"> & {
    * @generated from field: string request_id = 4;
    */
   requestId: string;
+
+  /**
+   * Result file format; UNSPECIFIED means CSV_WITH_NAMES.
+   *
+   * @generated from field: chjob.v1.Format format = 5;
+   */
+  format: Format;
+
+  /**
+   * Whole-file compression; UNSPECIFIED means NONE. Not with PARQUET (INVALID_ARGUMENT).
+   *
+   * @generated from field: chjob.v1.Compression compression = 6;
+   */
+  compression: Compression;
+
+  /**
+   * Reuse the result of a DONE job younger than this with the same normalised query text,
+   * format, compression and ClickHouse target, if its result object still exists. Unset: never.
+   *
+   * @generated from field: google.protobuf.Duration reuse_max_age = 7;
+   */
+  reuseMaxAge?: Duration | undefined;
+
+  /**
+   * Limits ClickHouse enforces on the query; each at most the service's default
+   * (CHJOB_MAX_ROWS_TO_READ, CHJOB_MAX_BYTES_TO_READ, CHJOB_MAX_RESULT_BYTES) when one is set.
+   *
+   * @generated from field: optional int64 max_rows_to_read = 8;
+   */
+  maxRowsToRead?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 max_bytes_to_read = 9;
+   */
+  maxBytesToRead?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 max_result_bytes = 10;
+   */
+  maxResultBytes?: bigint | undefined;
+
+  /**
+   * How long the job may run, at most CHJOB_JOB_TIMEOUT (the default).
+   *
+   * @generated from field: google.protobuf.Duration timeout = 11;
+   */
+  timeout?: Duration | undefined;
 };
 
 /**
@@ -511,6 +595,102 @@ export enum JobStatus {
  */
 export const JobStatusSchema: GenEnum<JobStatus> = /*@__PURE__*/
   enumDesc(file_chjob_v1_job_service, 0);
+
+/**
+ * Format is the file format ClickHouse writes the result in.
+ *
+ * @generated from enum chjob.v1.Format
+ */
+export enum Format {
+  /**
+   * Not given: CSV_WITH_NAMES.
+   *
+   * @generated from enum value: FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CSV with a header line (ClickHouse's CSVWithNames): result.csv, <job id>.csv.
+   *
+   * @generated from enum value: FORMAT_CSV_WITH_NAMES = 1;
+   */
+  CSV_WITH_NAMES = 1,
+
+  /**
+   * Apache Parquet, compressed inside the file (zstd): .parquet.
+   *
+   * @generated from enum value: FORMAT_PARQUET = 2;
+   */
+  PARQUET = 2,
+
+  /**
+   * One JSON object per line (JSONEachRow): .jsonl.
+   *
+   * @generated from enum value: FORMAT_JSON_EACH_ROW = 3;
+   */
+  JSON_EACH_ROW = 3,
+
+  /**
+   * Apache Arrow IPC file: .arrow.
+   *
+   * @generated from enum value: FORMAT_ARROW = 4;
+   */
+  ARROW = 4,
+
+  /**
+   * Tab-separated with a header line (TSVWithNames): .tsv.
+   *
+   * @generated from enum value: FORMAT_TSV_WITH_NAMES = 5;
+   */
+  TSV_WITH_NAMES = 5,
+}
+
+/**
+ * Describes the enum chjob.v1.Format.
+ */
+export const FormatSchema: GenEnum<Format> = /*@__PURE__*/
+  enumDesc(file_chjob_v1_job_service, 1);
+
+/**
+ * Compression is the compression of the whole result file.
+ *
+ * @generated from enum chjob.v1.Compression
+ */
+export enum Compression {
+  /**
+   * Not given: NONE.
+   *
+   * @generated from enum value: COMPRESSION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Uncompressed.
+   *
+   * @generated from enum value: COMPRESSION_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * gzip: the object name ends in .gz.
+   *
+   * @generated from enum value: COMPRESSION_GZIP = 2;
+   */
+  GZIP = 2,
+
+  /**
+   * Zstandard: the object name ends in .zst.
+   *
+   * @generated from enum value: COMPRESSION_ZSTD = 3;
+   */
+  ZSTD = 3,
+}
+
+/**
+ * Describes the enum chjob.v1.Compression.
+ */
+export const CompressionSchema: GenEnum<Compression> = /*@__PURE__*/
+  enumDesc(file_chjob_v1_job_service, 2);
 
 /**
  * JobService creates, watches, lists and cancels export jobs.
