@@ -7,6 +7,7 @@
 // ./parse.ts.
 
 import { parseDsnText, type DsnTarget } from "../clickhouse/dsn.js";
+import { S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
 import * as p from "./parsers.js";
 import { Problem, type ParseContext, type Parser } from "./parsers.js";
 
@@ -304,10 +305,14 @@ export const VARIABLES = {
   },
   CHJOB_MULTIPART_COPY_PART_SIZE: {
     group: "tuning",
-    help: "part size of that copy (5 MiB – 5 GiB)",
+    help: "part size of that copy (5 MiB – 5 GiB), raised for a result that would take more than S3's 10,000 parts ([how](#what-a-job-does))",
     default: String(512 * 1024 ** 2),
     shownDefault: "`536870912` (512 MiB)",
-    parse: p.integer(5 * 1024 ** 2, { value: FIVE_GIB, why: `5 GiB (${FIVE_GIB}), S3's limit for one part` }),
+    parse: (text, ctx, fallback) => {
+      const n = p.integer(1, { value: S3_MAX_PART_SIZE, why: `5 GiB (${S3_MAX_PART_SIZE}), S3's limit for one part` })(text, ctx, fallback);
+      if (typeof n === "number" && n < S3_MIN_PART_SIZE) return new Problem(`is below 5 MiB (${S3_MIN_PART_SIZE}), S3's smallest part; use at least ${S3_MIN_PART_SIZE}, e.g. ${fallback}`);
+      return n;
+    },
   },
   UV_THREADPOOL_SIZE: {
     group: "tuning",

@@ -14,6 +14,7 @@ import {
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { ObjectStoreError, s3Uri, type ObjectHeaders, type ObjectLocation, type ObjectStore } from "./object-store.js";
+import { copyPartSize, ObjectTooLargeError } from "./parts.js";
 
 export interface S3StoreOptions {
   endpoint: string;
@@ -24,7 +25,7 @@ export interface S3StoreOptions {
   insecure: boolean;
   /** Objects larger than this are copied in parts; S3's own limit for one CopyObject is 5 GiB. */
   multipartThreshold?: number;
-  /** Size of each copied part (5 MiB to 5 GiB). */
+  /** Size of each copied part (5 MiB to 5 GiB), raised for an object that would take more than 10,000 (./parts.ts). */
   partSize?: number;
 }
 
@@ -39,6 +40,8 @@ export class S3ObjectStore implements ObjectStore {
   private readonly partSize: number;
 
   constructor(opts: S3StoreOptions) {
+    // A part size outside S3's 5 MiB – 5 GiB throws here, not at the first big copy.
+    if (opts.partSize !== undefined) copyPartSize(0, opts.partSize);
     this.client = new S3Client({
       endpoint: opts.endpoint,
       region: opts.region,
@@ -98,13 +101,21 @@ export class S3ObjectStore implements ObjectStore {
 
   private async multipartCopy(from: ObjectLocation, to: ObjectLocation, size: number, signal: AbortSignal, headers?: ObjectHeaders): Promise<void> {
     const at = s3Uri(to);
+    // Raised for an object that would take more than 10,000 parts; above 5 TiB nothing is started.
+    let partSize: number;
+    try {
+      partSize = copyPartSize(size, this.partSize);
+    } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw new ObjectStoreError("UploadPartCopy", "EntityTooLarge", s3Uri(from), err.message);
+      throw err;
+    }
     const { UploadId } = await this.call("CreateMultipartUpload", at, () =>
       this.client.send(new CreateMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, ...headersOf(headers) }), { abortSignal: signal }),
     );
     try {
       const parts: { ETag: string; PartNumber: number }[] = [];
-      for (let start = 0, n = 1; start < size; start += this.partSize, n++) {
-        const end = Math.min(start + this.partSize, size) - 1;
+      for (let start = 0, n = 1; start < size; start += partSize, n++) {
+        const end = Math.min(start + partSize, size) - 1;
         const { CopyPartResult } = await this.call("UploadPartCopy", at, () =>
           this.client.send(
             new UploadPartCopyCommand({

@@ -1,0 +1,93 @@
+// Part sizes of multipart uploads, within S3's limits: at most 10,000 parts per upload, parts of
+// 5 MiB to 5 GiB (the last may be smaller), objects up to 5 TiB. Two uploads make each result:
+// ClickHouse's own (the export, written by its s3() table function, of a size nobody knows in
+// advance) and chjob's UploadPartCopy of the export to the result object (of a known size).
+import type { ClickHouseSettings } from "@clickhouse/client";
+
+export const MiB = 1024 ** 2;
+export const GiB = 1024 ** 3;
+export const TiB = 1024 ** 4;
+
+/** S3's smallest part (all but the last). */
+export const S3_MIN_PART_SIZE = 5 * MiB;
+/** S3's largest part, and its largest single CopyObject. */
+export const S3_MAX_PART_SIZE = 5 * GiB;
+/** S3's most parts in one multipart upload. */
+export const S3_MAX_PARTS = 10_000;
+/** S3's largest object. */
+export const S3_MAX_OBJECT_SIZE = 5 * TiB;
+
+/** An object that no multipart upload can copy: above S3's 5 TiB. */
+export class ObjectTooLargeError extends RangeError {
+  override readonly name = "ObjectTooLargeError";
+}
+
+/**
+ * The UploadPartCopy part size for an object of `size` bytes: `configured` (5 MiB to 5 GiB), raised
+ * when that would take more than 10,000 parts to the smallest whole MiB that takes at most 10,000,
+ * and never above 5 GiB. Throws ObjectTooLargeError for an object above 5 TiB, which S3 cannot
+ * hold (its size and the limit in the message), so that nothing is copied.
+ */
+export function copyPartSize(size: number, configured: number): number {
+  if (!Number.isSafeInteger(configured) || configured < S3_MIN_PART_SIZE || configured > S3_MAX_PART_SIZE) {
+    throw new RangeError(`part size ${configured} is outside S3's ${S3_MIN_PART_SIZE}–${S3_MAX_PART_SIZE} bytes (5 MiB – 5 GiB)`);
+  }
+  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`object size ${size} is not a size in bytes`);
+  if (size > S3_MAX_OBJECT_SIZE) {
+    throw new ObjectTooLargeError(
+      `the object is ${bytesText(size)} (${size} bytes), above S3's limit of 5 TiB (${S3_MAX_OBJECT_SIZE} bytes) for one object: it cannot be copied`,
+    );
+  }
+  if (Math.ceil(size / configured) <= S3_MAX_PARTS) return configured;
+  const smallest = Math.ceil(size / S3_MAX_PARTS);
+  return Math.min(Math.ceil(smallest / MiB) * MiB, S3_MAX_PART_SIZE);
+}
+
+/** How many parts of `partSize` an object of `size` bytes takes. */
+export function partCount(size: number, partSize: number): number {
+  return Math.ceil(size / partSize);
+}
+
+/**
+ * ClickHouse's part sizes for the export's own multipart upload (its s3() writes the result in
+ * parts as the query produces it, so the part size cannot be chosen from the size). ClickHouse
+ * (26.x, as chDB 3.4 runs it) grows the part as the upload goes: part k (from 1)
+ * is s3_min_upload_part_size × factor^floor((k − 1) / threshold), at most s3_max_upload_part_size;
+ * only the first is larger, max(s3_max_single_part_upload_size, s3_min_upload_part_size), and an
+ * upload past s3_max_part_number (10,000) parts fails. With the values below:
+ *
+ *   parts     1–500    16 MiB each      8,000 MiB
+ *   parts   501–1000   32 MiB          16,000 MiB
+ *   parts  1001–1500   64 MiB          32,000 MiB
+ *   parts  1501–2000  128 MiB          64,000 MiB
+ *   parts  2001–2500  256 MiB         128,000 MiB
+ *   parts  2501–3000  512 MiB         256,000 MiB   (504,000 MiB ≈ 492 GiB after 3,000 parts)
+ *   parts  3001–      1 GiB each
+ *
+ * 5 TiB = 5,242,880 MiB: the remaining 4,738,880 MiB take ⌈4,738,880 / 1,024⌉ = 4,628 parts of
+ * 1 GiB, so 5 TiB, S3's largest object, is reached at part 7,628 of 10,000 (10,000 parts hold
+ * 504,000 + 7,000 × 1,024 = 7,672,000 MiB ≈ 7.3 TiB). The first parts stay small, so a small result
+ * takes little memory; the cap of 1 GiB (ClickHouse's own default is 5 GiB, which reaches 5 TiB at
+ * part 4,726) is the smallest power of two that still reaches 5 TiB (512 MiB stops at ≈ 3.9 TiB),
+ * and bounds what ClickHouse holds for the parts in flight (s3_max_inflight_parts_for_one_file, 20
+ * by default) to 20 GiB instead of 100 GiB. Pinned for every export, so a server profile that
+ * changed them cannot make a big export fail at part 10,000.
+ */
+export const CLICKHOUSE_UPLOAD_PART_SETTINGS = {
+  s3_min_upload_part_size: String(16 * MiB),
+  s3_upload_part_size_multiply_factor: "2",
+  s3_upload_part_size_multiply_parts_count_threshold: "500",
+  s3_max_upload_part_size: String(1 * GiB),
+} as const satisfies ClickHouseSettings;
+
+/** `5.50 TiB`, `12.0 MiB`: a size for an error message. */
+function bytesText(n: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} bytes` : `${v.toFixed(2)} ${units[u]}`;
+}
