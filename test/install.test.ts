@@ -32,7 +32,7 @@ function admits(range: string, [major, minor]: [number, number]): boolean {
     if (r === "*" || r === "") return true;
     let m = /^>=\s*v?(\d+)(?:\.(\d+|x))?/.exec(r);
     if (m) return major > Number(m[1]) || (major === Number(m[1]) && minor >= (m[2] === undefined || m[2] === "x" ? 0 : Number(m[2])));
-    if ((m = /^\^(\d+)\./.exec(r)) || (m = /^(\d+)\.\*$/.exec(r))) return major === Number(m[1]);
+    if ((m = /^\^(\d+)(?:\.|$)/.exec(r)) || (m = /^(\d+)\.\*$/.exec(r))) return major === Number(m[1]);
     throw new Error(`engines range not understood: ${range}`);
   });
 }
