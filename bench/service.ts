@@ -162,7 +162,12 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
     logLines.push(...lines);
   });
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => (live.delete(child), resolve(code))));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      live.delete(child);
+      resolve(code);
+    }),
+  );
   const client = new JobClient(grpcAddress);
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -34,6 +34,7 @@ if (files.length === 0) {
 }
 
 // uvu colours its summary when FORCE_COLOR is set.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the colour codes this removes
 const plain = (text) => text.replace(/\x1b\[[0-9;]*m/g, "");
 const lastLines = (text, n) => text.split("\n").filter((line) => line.trim() !== "").slice(-n).join("\n");
 
@@ -82,7 +83,7 @@ for (const file of files) {
   passed += ok;
   skipped += skip;
 
-  for (const m of out.text.matchAll(/^  (skipped|failed): needs (\S+), which (.*?); .*\(install: (.*)\)$/gm)) {
+  for (const m of out.text.matchAll(/^ {2}(skipped|failed): needs (\S+), which (.*?); .*\(install: (.*)\)$/gm)) {
     const [, verdict, name, why, install] = m;
     const entry = missing.get(name) ?? { verdict, why, install, files: [] };
     entry.files.push(file);
@@ -90,7 +91,7 @@ for (const file of files) {
   }
 
   // uvu's Total is the tests that were to run (skipped ones are not in it).
-  const reasons = [...out.text.matchAll(/^  setup failed: (.*)$/gm)].map((m) => `setup failed: ${m[1]}`);
+  const reasons = [...out.text.matchAll(/^ {2}setup failed: (.*)$/gm)].map((m) => `setup failed: ${m[1]}`);
   let bad = 0;
   if (total === undefined) {
     bad = 1;

@@ -174,7 +174,10 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
   cases.before.each((ctx) => {
     ctx.schema = `${ctx.backend.schemaPrefix}_${++n}`;
     ctx.stores = [];
-    const kept = (store: JobStore) => (ctx.stores.push(store), store);
+    const kept = (store: JobStore) => {
+      ctx.stores.push(store);
+      return store;
+    };
     ctx.open = async (schema = ctx.schema) => kept(await ctx.backend.open(schema));
     ctx.openFresh = async (schema = ctx.schema) => kept(await ctx.backend.openFresh(schema));
   });

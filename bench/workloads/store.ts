@@ -51,19 +51,24 @@ export const store: Workload = {
     let floor: Floor | undefined;
     let lite: Stoppable | undefined;
     let pg: Stoppable | undefined;
+    let stops: PromiseSettledResult<unknown>[] = [];
+    let result: Awaited<ReturnType<typeof measure>>;
     try {
       floor = await startFloor(1, ctx.floorNodeArgs);
       lite = stoppable(await startBenchService({ ...ctx.service, keepData: true }));
       pg = stoppable(await startBenchService({ ...ctx.service, env: { ...ctx.service.env, CHJOB_DATABASE_URL: db.url, CHJOB_DATABASE_SCHEMA: schema } }));
-      return await measure(ctx, db, schema, floor, lite, pg);
+      result = await measure(ctx, db, schema, floor, lite, pg);
     } finally {
-      const stops = await Promise.allSettled([lite?.stopOnce(), pg?.stopOnce(), floor?.stop()]);
+      stops = await Promise.allSettled([lite?.stopOnce(), pg?.stopOnce(), floor?.stop()]);
       lite?.svc.removeData();
       await db.dropSchema(schema).catch((err: Error) => ctx.say(`  could not drop schema ${schema}: ${err.message}`));
       await db.close();
-      const failed = stops.find((s) => s.status === "rejected");
-      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
+    // A service that did not stop cleanly fails the run, once the measurement itself succeeded
+    // (thrown from the finally block, it would have hidden the measurement's own error).
+    const failed = stops.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    return result;
   },
 };
 

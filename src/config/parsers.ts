@@ -11,8 +11,8 @@ import { parseDuration } from "../durations.js";
 import type { LogLevel, S3Location } from "./types.js";
 
 export class Problem {
-  /** Makes Problem nominal, so no parsed value is ever mistaken for one. */
-  private readonly isProblem = true;
+  /** Makes Problem nominal, so no parsed value is ever mistaken for one (protected: it is never read). */
+  protected readonly isProblem = true;
   constructor(readonly message: string) {}
 }
 

@@ -137,7 +137,10 @@ export function whenAvailable<T>(available: boolean, test: Test<T>): Test<T> {
   if (available) return test;
   const reason = lastMissing || "needs a program that is missing here";
   const register = (name: string, _fn?: Callback<T>): void => {
-    if (!inCI()) return test.skip(name);
+    if (!inCI()) {
+      test.skip(name);
+      return;
+    }
     test(name, () => {
       throw new MissingProgramError(`${reason}; CI=true makes this a failure`);
     });
