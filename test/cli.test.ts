@@ -5,9 +5,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { JobStatus } from "../gen/chjob/v1/job_service_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving } from "../gen/grpc/health/v1/health_pb.js";
 import type { JobClient } from "../src/client.js";
 import { demoQueries } from "../src/demo/uk-price-paid.js";
 import { getObject, s3Client } from "./support/s3.js";
@@ -314,6 +317,70 @@ test("an unreachable service: one line naming the address and what to check, exi
   }
 });
 
+test("health: SERVING, exit 0, for the server and chjob.v1.JobService, at CHJOB_GRPC_ADDRESS 0.0.0.0 too (the container's)", async (ctx) => {
+  for (const extra of [[], ["--service", "chjob.v1.JobService"]]) {
+    const r = await cli(["health", ...extra, ...ctx.at]);
+    assert.is(r.code, 0, show(r));
+    assert.is(r.stdout, "SERVING\n", show(r));
+    assert.is(r.stderr, "", show(r));
+  }
+  const listenAll = ctx.svc.grpcAddress.replace(/^127\.0\.0\.1:/, "0.0.0.0:");
+  assert.match(listenAll, /^0\.0\.0\.0:\d+$/);
+  const fromEnv = await cli(["health"], { env: { CHJOB_GRPC_ADDRESS: listenAll } });
+  assert.is(fromEnv.code, 0, show(fromEnv));
+  const unknown = await cli(["health", "--service", "nope", ...ctx.at]);
+  assert.is(unknown.code, 1, show(unknown));
+  assert.is(unknown.stderr, `chjob: cannot get the health of nope at ${ctx.svc.grpcAddress} (the service does not know "nope")\n`);
+});
+
+/** A grpc.health.v1 server whose Check answers `status`, or never ("silent"). */
+async function fakeHealth(status: Serving | "silent"): Promise<{ address: string; close: () => void }> {
+  const server = new grpc.Server();
+  const check: grpc.MethodDefinition<unknown, unknown> = {
+    path: "/grpc.health.v1.Health/Check",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m) => Buffer.from(toBinary(HealthCheckRequestSchema, m as never)),
+    requestDeserialize: (b) => fromBinary(HealthCheckRequestSchema, b),
+    responseSerialize: (m) => Buffer.from(toBinary(HealthCheckResponseSchema, m as never)),
+    responseDeserialize: (b) => fromBinary(HealthCheckResponseSchema, b),
+  };
+  server.addService({ check }, {
+    check: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => {
+      if (status !== "silent") callback(null, create(HealthCheckResponseSchema, { status }));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { address: `127.0.0.1:${port}`, close: () => server.forceShutdown() };
+}
+
+test("health: NOT_SERVING, no answer in time, or nothing listening → exit 1; a bad --timeout → 3", async () => {
+  const notServing = await fakeHealth(Serving.NOT_SERVING);
+  const silent = await fakeHealth("silent");
+  try {
+    const r = await cli(["health", "--address", notServing.address]);
+    assert.is(r.code, 1, show(r));
+    assert.is(r.stdout, "NOT_SERVING\n", show(r));
+    const slow = await cli(["health", "--address", silent.address, "--timeout", "300ms"]);
+    assert.is(slow.code, 1, show(slow));
+    assert.is(slow.stdout, "");
+    assert.is(slow.stderr, `chjob: cannot get the health of the chjob service at ${silent.address} (no answer within 300ms)\n`);
+  } finally {
+    notServing.close();
+    silent.close();
+  }
+  const down = await cli(["health", "--address", "127.0.0.1:1"]);
+  assert.is(down.code, 1, show(down));
+  assert.ok(down.ms < 5000, `took ${down.ms} ms`);
+  assert.is(down.stdout, "");
+  assert.match(down.stderr, /^chjob: cannot get the health of the chjob service at 127\.0\.0\.1:1 \(.*ECONNREFUSED.*\)\n$/);
+  const bad = await cli(["health", "--timeout", "soon", "--address", "127.0.0.1:1"]);
+  assert.is(bad.code, 3, show(bad));
+  assert.is(bad.stderr, 'chjob: --timeout: "soon" is not a duration such as 2s or 500ms\n');
+});
+
 test("the address defaults to CHJOB_GRPC_ADDRESS", async (ctx) => {
   const r = await cli(["list", "--limit", "1"], { env: { CHJOB_GRPC_ADDRESS: ctx.svc.grpcAddress } });
   assert.is(r.code, 0, show(r));
@@ -430,6 +497,19 @@ test("--tls/--ca and --token against a service with TLS and a token", async () =
     assert.is(plain.stderr.trimEnd().split("\n").length, 1, show(plain));
     assert.match(plain.stderr, `cannot reach the chjob service at ${svc.grpcAddress}`);
     assert.match(plain.stderr, "--tls");
+
+    // health needs no token; over TLS with --ca, or unverified when this machine's configuration
+    // has CHJOB_TLS_CERT (the container's HEALTHCHECK); in plain text it gets no answer.
+    for (const [args, env] of [
+      [["--ca", join(dir, "cert.pem")], {}],
+      [[], { CHJOB_TLS_CERT: join(dir, "cert.pem") }],
+    ] as Array<[string[], Record<string, string>]>) {
+      const health = await cli(["health", ...args, ...at], { env });
+      assert.is(health.code, 0, show(health));
+      assert.is(health.stdout, "SERVING\n");
+    }
+    const plainHealth = await cli(["health", ...at]);
+    assert.is(plainHealth.code, 1, show(plainHealth));
 
     writeFileSync(join(dir, "other.pem"), "not a certificate");
     const missingCa = await cli(["list", "--ca", join(dir, "nope.pem"), ...at]);

@@ -41,16 +41,17 @@ export interface ConnectionOptions {
   ca?: string;
 }
 
-export function addConnectionOptions(cmd: Command): Command {
+/** --address, --token (unless `token` is false: `chjob health` needs none), --tls and --ca. */
+export function addConnectionOptions(cmd: Command, { token = true } = {}): Command {
+  cmd.addOption(new Option("--address <host:port>", `the service's address (default: CHJOB_GRPC_ADDRESS, else ${DEFAULT_ADDRESS})`));
+  if (token) cmd.addOption(new Option("--token <token>", "bearer token, when the service has CHJOB_AUTH_TOKEN (default: CHJOB_AUTH_TOKEN)"));
   return cmd
-    .addOption(new Option("--address <host:port>", `the service's address (default: CHJOB_GRPC_ADDRESS, else ${DEFAULT_ADDRESS})`))
-    .addOption(new Option("--token <token>", "bearer token, when the service has CHJOB_AUTH_TOKEN (default: CHJOB_AUTH_TOKEN)"))
     .addOption(new Option("--tls", "connect with TLS (the service has CHJOB_TLS_CERT/CHJOB_TLS_KEY)"))
     .addOption(new Option("--ca <file>", "PEM file of the CA that signed the service's certificate (implies --tls)"));
 }
 
 /** The environment the defaults come from: ./.env overlaid by the real environment, like `chjob serve`. */
-function environment(): Env {
+export function environment(): Env {
   try {
     return loadEnv(process.cwd(), process.env);
   } catch {
@@ -100,7 +101,7 @@ export async function connect(opts: ConnectionOptions): Promise<Target> {
 }
 
 /** grpc-js's connection failure text, shortened to its cause. */
-function reason(details: string): string {
+export function reason(details: string): string {
   const cleaned = details
     .replace(/^No connection established\. Last error: (Error: )?/, "")
     .replace(/\. Resolution note:.*$/, "")

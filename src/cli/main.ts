@@ -4,6 +4,7 @@
 // 3 usage, connection or gRPC errors, 130 Ctrl-C while only watching.
 import { Command, CommanderError, Option } from "commander";
 import { addConnectionOptions, CliError, EXIT } from "./connection.js";
+import { DEFAULT_HEALTH_TIMEOUT, type HealthOptions, healthCommand } from "./health.js";
 import { cancelCommand, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
 
 const program = new Command()
@@ -94,6 +95,15 @@ addConnectionOptions(
     .option("--limit <n>", "at most this many jobs", "50")
     .addOption(new Option("--json", "one JSON object per line per job (protobuf JSON form)")),
 ).action(action((opts) => listCommand(opts)));
+
+addConnectionOptions(
+  program
+    .command("health")
+    .description("ask the service's grpc.health.v1 Check (no token needed); exit 0 only when it answers SERVING, else 1")
+    .option("--service <name>", "the service to ask about: the whole server (default) or chjob.v1.JobService")
+    .option("--timeout <duration>", "how long to wait for the answer", DEFAULT_HEALTH_TIMEOUT),
+  { token: false },
+).action(action((opts: HealthOptions) => healthCommand(opts)));
 
 program
   .command("demo-data")
