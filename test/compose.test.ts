@@ -210,11 +210,11 @@ test("compose: the DSN names the clickhouse service, the S3 endpoints the locals
   }
 });
 
-test("Dockerfile: node:22-slim, multi-stage, serves on 0.0.0.0:50051", () => {
+test("Dockerfile: node:24-slim, multi-stage, serves on 0.0.0.0:50051 through the launcher", () => {
   const df = read("Dockerfile");
   const froms = df.match(/^FROM\s+\S+/gm) ?? [];
   assert.ok(froms.length >= 2, "multi-stage");
-  assert.ok(froms.every((f) => /node:22-slim/.test(f)), froms.join(", "));
+  assert.ok(froms.every((f) => /node:24-slim/.test(f)), froms.join(", "));
   assert.match(df, /^RUN npm ci\b/m);
   assert.match(df, /^RUN npm run build\b/m);
   assert.match(df, /^EXPOSE 50051\b/m);
@@ -223,7 +223,8 @@ test("Dockerfile: node:22-slim, multi-stage, serves on 0.0.0.0:50051", () => {
   assert.ok(cmds.length > 0, "has a CMD");
   const last = cmds[cmds.length - 1]!.replace(/^CMD\s+/, "");
   const argv = last.trim().startsWith("[") ? (JSON.parse(last) as string[]) : last.trim().split(/\s+/);
-  assert.equal(argv, ["node", "dist/src/cli/main.js", "serve"]);
+  // The launcher, not main.js: it sizes libuv's thread pool for chDB first (test/container.test.ts).
+  assert.equal(argv, ["node", "dist/src/cli/launch.cjs", "serve"]);
 });
 
 test(".dockerignore keeps local state out of the build context", () => {
