@@ -1,6 +1,6 @@
 // What a fresh `npm ci` says, from package.json and package-lock.json (no install):
-// no dependency's install script left undecided, and on Node 20.12 no engine
-// warning.
+// no dependency's install script left undecided, and on Node 20.12, 22 and 24 no
+// engine warning.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,13 +37,17 @@ function admits(range: string, [major, minor]: [number, number]): boolean {
   });
 }
 
-test("on Node 20.12 npm ci warns of no engine (README: Node.js versions)", () => {
+test("on Node 20.12, 22 and 24 npm ci warns of no engine (README: Node.js versions)", () => {
   assert.is(pkg.engines.node, ">=20.12");
-  const warns = locked.filter((p) => !Array.isArray(p.engines) && p.engines?.node && !admits(p.engines.node, [20, 12]));
-  assert.equal(
-    warns.map((p) => `${p.name}${p.dev ? " (dev)" : ""}`),
-    [],
-  );
+  for (const node of [[20, 12], [22, 0], [24, 0]] as Array<[number, number]>) {
+    assert.ok(admits(pkg.engines.node, node), `chjob's engines admit ${node.join(".")}`);
+    const warns = locked.filter((p) => !Array.isArray(p.engines) && p.engines?.node && !admits(p.engines.node, node));
+    assert.equal(
+      warns.map((p) => `${p.name}${p.dev ? " (dev)" : ""}`),
+      [],
+      `on Node ${node.join(".")}`,
+    );
+  }
 });
 
 test.run();
