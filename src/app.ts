@@ -6,7 +6,7 @@ import { openEngine } from "./clickhouse/open.js";
 import type { ClickHouseEngine } from "./clickhouse/engine.js";
 import { describeClickHouseError } from "./clickhouse/engine.js";
 import { ensureDemoTable } from "./demo/ensure.js";
-import { jobServiceHandlers } from "./grpc/handlers.js";
+import { jobService } from "./grpc/handlers.js";
 import { HealthState, Serving } from "./grpc/health.js";
 import { startGrpcServer, type RunningGrpcServer } from "./grpc/server.js";
 import { JobRunner } from "./jobs/runner.js";
@@ -144,9 +144,8 @@ async function start(
     address: config.grpc.address,
     authToken: config.grpc.authToken,
     tls: config.grpc.tls,
-    maxReceiveBytes: config.jobs.maxQueryBytes + 64 * 1024,
-    jobService: jobServiceHandlers({ runner, store: jobs, watchers, pageTokenKey: await jobs.pageTokenKey(),
-      log,
+    maxQueryBytes: config.jobs.maxQueryBytes,
+    jobService: jobService({ runner, store: jobs, watchers, pageTokenKey: await jobs.pageTokenKey(),
       maxQueryBytes: config.jobs.maxQueryBytes,
       limits: { ...config.jobs.limits, timeoutMs: config.jobs.timeoutMs },
     }),
