@@ -52,14 +52,7 @@ export function iterate<T>(source: Observable<T>, signal: AbortSignal, opts: Ite
       resolve({ value: undefined, done: true });
     }
   };
-  const take = (): T => {
-    const value = waiting.shift()!;
-    if (opts.isLast?.(value)) {
-      waiting.length = 0;
-      stop();
-    }
-    return value;
-  };
+  const take = (): T => waiting.shift()!;
 
   if (signal.aborted) ended = true;
   else {
@@ -70,6 +63,8 @@ export function iterate<T>(source: Observable<T>, signal: AbortSignal, opts: Ite
         const last = waiting[waiting.length - 1];
         if (last !== undefined && opts.replaces?.(last, value)) waiting[waiting.length - 1] = value;
         else waiting.push(value);
+        // Nothing after the last value matters: unsubscribe now, the waiting values still go out.
+        if (opts.isLast?.(value)) stop();
         settle();
       },
       error: (err: unknown) => {
