@@ -4,7 +4,7 @@
 import { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { ServerInterceptingCall, status, type ServerInterceptor } from "@grpc/grpc-js";
-import { Subject } from "rxjs";
+import { of, Subject } from "rxjs";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { JobStatus, WatchJobResponseSchema, type JobService } from "../gen/chjob/v1/job_service_pb.js";
@@ -101,6 +101,29 @@ test("receive limit: far above the query limit, at least 16 MiB", () => {
   assert.is(receiveLimit(1024), 16 * 1024 ** 2);
   assert.is(receiveLimit(1024 ** 2), 16 * 1024 ** 2);
   assert.is(receiveLimit(8 * 1024 ** 2), 33 * 1024 ** 2);
+});
+
+test("jobStates: a state already final ends at once; an error after waiting states comes after them; abort ends a pending pull", async () => {
+  const done = snapshot(JobStatus.DONE);
+  const got: JobSnapshot[] = [];
+  for await (const s of jobStates(of(done), new AbortController().signal)) got.push(s);
+  assert.equal(got, [done]);
+
+  const failing = new Subject<JobSnapshot>();
+  const states = jobStates(failing, new AbortController().signal);
+  const running = snapshot(JobStatus.RUNNING);
+  failing.next(running);
+  failing.error(new Error("store gone"));
+  assert.is((await states.next()).value, running);
+  assert.match(String(await states.next().catch((e) => e)), /store gone/);
+
+  const quiet = new Subject<JobSnapshot>();
+  const left = new AbortController();
+  const pending = jobStates(quiet, left.signal).next();
+  assert.ok(quiet.observed);
+  left.abort();
+  assert.equal(await pending, { value: undefined, done: true });
+  assert.not.ok(quiet.observed, "unsubscribed");
 });
 
 test("without the token: UNAUTHENTICATED before the handler, logged at info, seen by extra interceptors; Health open", async (ctx) => {

@@ -17,53 +17,52 @@ export interface IterateOptions<T> {
 
 export function iterate<T>(source: Observable<T>, signal: AbortSignal, opts: IterateOptions<T> = {}): AsyncIterableIterator<T> {
   const waiting: T[] = [];
-  let ended = false;
+  /** No more values will come (the source ended, the last value came, or the iteration was ended). */
+  let ended = signal.aborted;
   let failure: { err: unknown } | undefined;
-  let pulling: ((result: IteratorResult<T>) => void) | undefined;
-  let rejectPull: ((err: unknown) => void) | undefined;
+  /** The consumer's pending `next()`, while nothing was there for it. */
+  let pull: { resolve: (result: IteratorResult<T>) => void; reject: (err: unknown) => void } | undefined;
   let subscription: Subscription | undefined;
 
+  /** What `next()` answers now; undefined: nothing yet. */
+  const ready = (): Promise<IteratorResult<T>> | undefined => {
+    if (waiting.length > 0) return Promise.resolve({ value: waiting.shift()!, done: false });
+    if (failure) {
+      const { err } = failure;
+      failure = undefined;
+      return Promise.reject(err);
+    }
+    if (ended) return Promise.resolve({ value: undefined, done: true });
+    return undefined;
+  };
+  const settle = () => {
+    const answer = pull && ready();
+    if (!pull || !answer) return;
+    const { resolve, reject } = pull;
+    pull = undefined;
+    answer.then(resolve, reject);
+  };
   const stop = () => {
     ended = true;
     subscription?.unsubscribe();
-    signal.removeEventListener("abort", finish);
+    signal.removeEventListener("abort", end);
   };
-  /** Ends the iteration now, dropping what waits (the call is over or the consumer left). */
-  function finish(): void {
+  /** Ends the iteration now, dropping what waits: the call is over or the consumer left. */
+  const end = () => {
     waiting.length = 0;
     stop();
     settle();
-  }
-  /** Hands the consumer that waits what there is for it. */
-  const settle = () => {
-    if (!pulling) return;
-    const resolve = pulling;
-    const reject = rejectPull!;
-    if (waiting.length > 0) {
-      pulling = rejectPull = undefined;
-      resolve({ value: take(), done: false });
-    } else if (failure) {
-      const { err } = failure;
-      pulling = rejectPull = undefined;
-      failure = undefined;
-      reject(err);
-    } else if (ended) {
-      pulling = rejectPull = undefined;
-      resolve({ value: undefined, done: true });
-    }
   };
-  const take = (): T => waiting.shift()!;
 
-  if (signal.aborted) ended = true;
-  else {
-    signal.addEventListener("abort", finish);
+  if (!ended) {
+    signal.addEventListener("abort", end);
     subscription = source.subscribe({
       next: (value) => {
         if (ended) return;
         const last = waiting[waiting.length - 1];
         if (last !== undefined && opts.replaces?.(last, value)) waiting[waiting.length - 1] = value;
         else waiting.push(value);
-        // Nothing after the last value matters: unsubscribe now, the waiting values still go out.
+        // Nothing after the last value matters: unsubscribe now; what waits still goes out.
         if (opts.isLast?.(value)) stop();
         settle();
       },
@@ -77,7 +76,7 @@ export function iterate<T>(source: Observable<T>, signal: AbortSignal, opts: Ite
         settle();
       },
     });
-    // The source may have completed while subscribing (before `subscription` was set).
+    // The source may have ended while subscribing, before `subscription` was set.
     if (ended) subscription.unsubscribe();
   }
 
@@ -85,21 +84,9 @@ export function iterate<T>(source: Observable<T>, signal: AbortSignal, opts: Ite
     [Symbol.asyncIterator]() {
       return this;
     },
-    next() {
-      if (waiting.length > 0) return Promise.resolve({ value: take(), done: false });
-      if (failure) {
-        const { err } = failure;
-        failure = undefined;
-        return Promise.reject(err);
-      }
-      if (ended) return Promise.resolve({ value: undefined, done: true });
-      return new Promise<IteratorResult<T>>((resolve, reject) => {
-        pulling = resolve;
-        rejectPull = reject;
-      });
-    },
-    return() {
-      finish();
+    next: () => ready() ?? new Promise<IteratorResult<T>>((resolve, reject) => (pull = { resolve, reject })),
+    return: () => {
+      end();
       return Promise.resolve({ value: undefined, done: true });
     },
   };
