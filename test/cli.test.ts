@@ -10,12 +10,13 @@ import * as assert from "uvu/assert";
 import { JobStatus } from "../gen/chjob/v1/job_service_pb.js";
 import type { JobClient } from "../src/client.js";
 import { demoQueries } from "../src/demo/uk-price-paid.js";
+import { JOB_ID } from "../src/jobs/job.js";
 import { getObject, s3Client } from "./support/s3.js";
 import { cleanEnv, MAIN, QUIET_ENV, startService, type ServiceProcess } from "./support/service.js";
 
 const LONG_QUERY = "SELECT sum(cityHash64(number)) FROM numbers(1000000000000)";
 const DEMO_ROWS = 50_000;
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+const UUID = new RegExp(JOB_ID.source.slice(1, -1)); // unanchored: found within a line
 
 interface CliResult {
   code: number | null;

@@ -9,7 +9,6 @@ export function statusName(status: JobStatus): string {
   return JobStatus[status] ?? `STATUS_${status}`;
 }
 
-export const TERMINAL = new Set([JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED]);
 
 /** The job as protobuf JSON (camelCase names, int64 as strings, enum names), every field present. */
 export function jobJson(job: Job): string {

@@ -2,7 +2,8 @@
 import { randomBytes } from "node:crypto";
 import { JobStatus, type Job } from "../../gen/chjob/v1/job_service_pb.js";
 import { CALL_TIMEOUT_MS, call, callError, CliError, connect, EXIT, type ConnectionOptions, type Target } from "./connection.js";
-import { detailLines, jobJson, jobTable, liveLine, ms, oneLine, statusLine, statusName, summaryLines, TERMINAL } from "./format.js";
+import { detailLines, jobJson, jobTable, liveLine, ms, oneLine, statusLine, statusName, summaryLines } from "./format.js";
+import { isTerminal } from "../jobs/job.js";
 
 export interface OutputOptions {
   json?: boolean;
@@ -185,12 +186,12 @@ async function follow(target: Target, jobId: string, view: Renderer, opts: Follo
         fallback = setTimeout(() => {
           if (settled) return;
           view.stop();
-          if (cancelled && TERMINAL.has(cancelled.status)) {
+          if (cancelled && isTerminal(cancelled.status)) {
             view.update(cancelled);
             view.finish(cancelled);
           }
           stream.cancel();
-          resolveAbort(cancelled && TERMINAL.has(cancelled.status) ? exitCodeOf(cancelled) : EXIT.USAGE);
+          resolveAbort(cancelled && isTerminal(cancelled.status) ? exitCodeOf(cancelled) : EXIT.USAGE);
         }, 5000);
       },
       (e: unknown) => {
@@ -217,7 +218,7 @@ async function follow(target: Target, jobId: string, view: Renderer, opts: Follo
       throw error;
     }
     view.stop();
-    if (!last || !TERMINAL.has(last.status)) {
+    if (!last || !isTerminal(last.status)) {
       throw new CliError(`the watch of job ${jobId} ended before the job did${last ? ` (last seen ${statusName(last.status)})` : ""}`);
     }
     view.finish(last);
@@ -287,7 +288,7 @@ export async function cancelCommand(jobId: string, opts: ConnectionOptions & Out
     const before = await call(target, (c) => c.getJob(jobId, CALL_TIMEOUT_MS));
     const job = await call(target, (c) => c.cancelJob(jobId, CALL_TIMEOUT_MS));
     if (opts.json) out(jobJson(job));
-    else if (TERMINAL.has(before.status)) out(`job ${job.id} had already finished (${statusName(job.status)}); nothing to cancel`);
+    else if (isTerminal(before.status)) out(`job ${job.id} had already finished (${statusName(job.status)}); nothing to cancel`);
     else out(statusLine(job));
     return EXIT.DONE;
   } finally {

@@ -3,6 +3,7 @@
 // commands: 0 DONE (or the call succeeded), 1 the job FAILED, 2 it was CANCELLED,
 // 3 usage, connection or gRPC errors, 130 Ctrl-C while only watching.
 import { Command, CommanderError, Option } from "commander";
+import { DEFAULT_DEMO_ROWS } from "../config/defaults.js";
 import { addConnectionOptions, CliError, EXIT } from "./connection.js";
 import { cancelCommand, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
 
@@ -98,7 +99,7 @@ addConnectionOptions(
 program
   .command("demo-data")
   .description("(re)create the demo table uk_price_paid in the ClickHouse of DEKART_CLICKHOUSE_DATA_CONNECTION (embedded chDB when unset)")
-  .option("--rows <n>", "number of synthetic rows", "1000000")
+  .option("--rows <n>", "number of synthetic rows", String(DEFAULT_DEMO_ROWS))
   .action(action(async (opts: { rows?: string }) => (await import("./demo-data.js")).demoDataCommand(opts)));
 
 for (const command of program.commands) command.showHelpAfterError(`chjob: \`chjob ${command.name()} --help\` lists its options`);

@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import type { DsnTarget } from "../clickhouse/dsn.js";
+import { EMBEDDED_ACCESS_KEY_ID, EMBEDDED_OUTPUT_LOCATION, EMBEDDED_SECRET_ACCESS_KEY, EMBEDDED_STORAGE_BUCKET } from "./defaults.js";
 import type { Env } from "./env.js";
 import { parseS3Location, type EndpointText, type ParseContext } from "./parsers.js";
 import type { ClickHouseTarget, Config, S3Location, S3Settings, StoreTarget } from "./types.js";
@@ -13,11 +14,7 @@ import { readVariables, VARIABLE_LIST, type Reading, type VariableName } from ".
 
 export type ConfigResult = { config: Config } | { errors: string[] };
 
-/** Documented credentials of the embedded S3 server when the user gives none. */
-export const EMBEDDED_ACCESS_KEY_ID = "chjob";
-export const EMBEDDED_SECRET_ACCESS_KEY = "chjob-local-secret";
-export const EMBEDDED_OUTPUT_LOCATION = "dekart-dev-local/files";
-export const EMBEDDED_STORAGE_BUCKET = "dekart-dev-local";
+export { EMBEDDED_ACCESS_KEY_ID, EMBEDDED_OUTPUT_LOCATION, EMBEDDED_SECRET_ACCESS_KEY, EMBEDDED_STORAGE_BUCKET };
 
 /** Problems, each naming its variable; listed in the table's order of variables. */
 class Problems {

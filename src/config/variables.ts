@@ -7,7 +7,16 @@
 // ./parse.ts.
 
 import { parseDsnText, type DsnTarget } from "../clickhouse/dsn.js";
-import { S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
+import { DEFAULT_COPY_PART_SIZE, S3_MAX_COPY_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
+import {
+  DEFAULT_DEMO_ROWS,
+  DEFAULT_EMBEDDED_S3_ADDRESS,
+  DEFAULT_GRPC_ADDRESS,
+  EMBEDDED_ACCESS_KEY_ID,
+  EMBEDDED_OUTPUT_LOCATION,
+  EMBEDDED_SECRET_ACCESS_KEY,
+  EMBEDDED_STORAGE_BUCKET,
+} from "./defaults.js";
 import * as p from "./parsers.js";
 import { Problem, type ParseContext, type Parser } from "./parsers.js";
 
@@ -17,7 +26,7 @@ export const GROUPS = {
   service: "The service",
   jobs: "Jobs",
   store: "Job store",
-  tuning: "Tuning, beyond the contract's table (and for tests)",
+  tuning: "Tuning (rarely changed; tests use them too)",
 } as const;
 
 export type Group = keyof typeof GROUPS;
@@ -35,8 +44,6 @@ export interface Variable<T = unknown> {
   /** Absent: documented here but read elsewhere (UV_THREADPOOL_SIZE: by the launcher). */
   parse?: Parser<T>;
 }
-
-const FIVE_GIB = 5 * 1024 ** 3;
 
 const dsn: Parser<DsnTarget> = (text) => {
   const r = parseDsnText(text);
@@ -61,7 +68,7 @@ export const VARIABLES = {
   DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: {
     group: "source",
     help: "where ClickHouse writes each export: `bucket[/prefix]`, `s3://` optional",
-    shownDefault: "embedded: `dekart-dev-local/files`; else required",
+    shownDefault: `embedded: \`${EMBEDDED_OUTPUT_LOCATION}\`; else required`,
     parse: p.s3Location,
   },
   AWS_ENDPOINT: {
@@ -79,13 +86,13 @@ export const VARIABLES = {
   AWS_ACCESS_KEY_ID: {
     group: "source",
     help: "S3 access key id: ClickHouse writes with it, chjob copies with it",
-    shownDefault: "required with `AWS_ENDPOINT`; embedded: `chjob`",
+    shownDefault: `required with \`AWS_ENDPOINT\`; embedded: \`${EMBEDDED_ACCESS_KEY_ID}\``,
     parse: p.text,
   },
   AWS_SECRET_ACCESS_KEY: {
     group: "source",
     help: "S3 secret access key, used the same way",
-    shownDefault: "required with `AWS_ENDPOINT`; embedded: `chjob-local-secret`",
+    shownDefault: `required with \`AWS_ENDPOINT\`; embedded: \`${EMBEDDED_SECRET_ACCESS_KEY}\``,
     secret: true,
     parse: p.text,
   },
@@ -110,7 +117,7 @@ export const VARIABLES = {
   DEKART_CLOUD_STORAGE_BUCKET: {
     group: "source",
     help: "bucket of the result objects",
-    shownDefault: "embedded: `dekart-dev-local`; else required",
+    shownDefault: `embedded: \`${EMBEDDED_STORAGE_BUCKET}\`; else required`,
     parse: p.bucket,
   },
 
@@ -118,7 +125,7 @@ export const VARIABLES = {
   CHJOB_GRPC_ADDRESS: {
     group: "service",
     help: "listen address (`host:port`, port 0 picks one)",
-    default: "127.0.0.1:50051",
+    default: DEFAULT_GRPC_ADDRESS,
     parse: p.listenAddress,
   },
   CHJOB_AUTH_TOKEN: {
@@ -146,7 +153,7 @@ export const VARIABLES = {
   CHJOB_EMBEDDED_S3_ADDRESS: {
     group: "service",
     help: "where the embedded S3 server listens",
-    default: "127.0.0.1:4566",
+    default: DEFAULT_EMBEDDED_S3_ADDRESS,
     parse: p.listenAddress,
   },
   CHJOB_LOG_LEVEL: {
@@ -158,7 +165,7 @@ export const VARIABLES = {
   CHJOB_DEMO_ROWS: {
     group: "service",
     help: "rows of the demo table `uk_price_paid` made at an embedded start (0: none)",
-    default: "1000000",
+    default: String(DEFAULT_DEMO_ROWS),
     parse: p.integer(0),
   },
 
@@ -299,15 +306,15 @@ export const VARIABLES = {
   CHJOB_MULTIPART_COPY_THRESHOLD: {
     group: "tuning",
     help: "results larger than this (bytes) are copied with multipart UploadPartCopy; at most 5 GiB, S3's CopyObject limit",
-    default: String(FIVE_GIB),
-    shownDefault: "`5368709120` (5 GiB)",
-    parse: p.integer(1, { value: FIVE_GIB, why: `5 GiB (${FIVE_GIB}), S3's limit for one CopyObject` }),
+    default: String(S3_MAX_COPY_OBJECT_SIZE),
+    shownDefault: `\`${S3_MAX_COPY_OBJECT_SIZE}\` (5 GiB)`,
+    parse: p.integer(1, { value: S3_MAX_COPY_OBJECT_SIZE, why: `5 GiB (${S3_MAX_COPY_OBJECT_SIZE}), S3's limit for one CopyObject` }),
   },
   CHJOB_MULTIPART_COPY_PART_SIZE: {
     group: "tuning",
     help: "part size of that copy (5 MiB – 5 GiB), raised for a result that would take more than S3's 10,000 parts ([how](#what-a-job-does))",
-    default: String(512 * 1024 ** 2),
-    shownDefault: "`536870912` (512 MiB)",
+    default: String(DEFAULT_COPY_PART_SIZE),
+    shownDefault: `\`${DEFAULT_COPY_PART_SIZE}\` (512 MiB)`,
     parse: (text, ctx, fallback) => {
       const n = p.integer(1, { value: S3_MAX_PART_SIZE, why: `5 GiB (${S3_MAX_PART_SIZE}), S3's limit for one part` })(text, ctx, fallback);
       if (typeof n === "number" && n < S3_MIN_PART_SIZE) return new Problem(`is below 5 MiB (${S3_MIN_PART_SIZE}), S3's smallest part; use at least ${S3_MIN_PART_SIZE}, e.g. ${fallback}`);
@@ -329,10 +336,10 @@ export const VARIABLE_LIST: ReadonlyArray<Variable & { name: VariableName }> = O
   ...(v as Variable),
 }));
 
-/** The contract's variables (every group but tuning). Tests check deployment files against it. */
+/** The variables a deployment sets (every group but tuning). Tests check deployment files against it. */
 export const CONFIG_VARIABLES: readonly string[] = VARIABLE_LIST.filter((v) => v.group !== "tuning").map((v) => v.name);
 
-/** Tuning variables beyond the contract's table (documented in the README). */
+/** Tuning variables, rarely changed (documented in the README's table too). */
 export const EXTRA_VARIABLES: readonly string[] = VARIABLE_LIST.filter((v) => v.group === "tuning").map((v) => v.name);
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-// JobService handlers: validate the request, call the runner or the registry,
-// answer with the job. Errors become gRPC statuses in one place (errors.ts).
+// JobService: validate the request, call the runner or the job store, answer
+// with the job. Plain typed functions that throw domain errors (src/errors.ts);
+// bridge.ts adapts them to grpc-js and errors.ts maps the errors to statuses.
 import { create } from "@bufbuild/protobuf";
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import {
   CancelJobResponseSchema,
   CreateJobResponseSchema,
@@ -12,18 +12,16 @@ import {
   type WatchJobResponse,
 } from "../../gen/chjob/v1/job_service_pb.js";
 import { jobNotFound } from "../errors.js";
-import type { Logger } from "../log.js";
 import type { JobSnapshot } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { resolveKind } from "../jobs/result-format.js";
 import { checkDuration, checkJobId, checkLimits, checkPageSize, checkPathId, checkQueryText, checkRequestId, type LimitDefaults } from "../jobs/validate.js";
 import type { JobWatchHub } from "../jobs/watch-hub.js";
 import type { JobStore } from "../store/job-store.js";
-import type { ServiceHandlers } from "./bridge.js";
+import type { ServiceImpl } from "./bridge.js";
 import { toProtoJob } from "./convert.js";
-import { isExpected, toServiceError } from "./errors.js";
 import { PageTokens } from "./page-token.js";
-import { streamStates } from "./watch.js";
+import { jobStates } from "./watch.js";
 
 export interface HandlerDeps {
   runner: JobRunner;
@@ -31,7 +29,6 @@ export interface HandlerDeps {
   watchers: JobWatchHub;
   /** Signs page tokens; kept in the store, so tokens outlive restarts. */
   pageTokenKey: Buffer;
-  log: Logger;
   maxQueryBytes: number;
   /** The service's limits of every job (a request may lower them). */
   limits: LimitDefaults;
@@ -48,21 +45,8 @@ function watchMessage(s: JobSnapshot): WatchJobResponse {
   return message;
 }
 
-export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log, maxQueryBytes, limits }: HandlerDeps): ServiceHandlers<typeof JobService> {
+export function jobService({ runner, store, watchers, pageTokenKey, maxQueryBytes, limits }: HandlerDeps): ServiceImpl<typeof JobService> {
   const tokens = new PageTokens(pageTokenKey);
-
-  /** Runs a unary handler body and answers with its value or its error's status. */
-  const unary =
-    <Req, Res>(method: string, body: (req: Req) => Promise<Res>) =>
-    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      body(call.request).then(
-        (res) => callback(null, res),
-        (err: unknown) => {
-          if (!isExpected(err)) log.error({ method, err: String((err as Error)?.stack ?? err) }, "unexpected error");
-          callback(toServiceError(err));
-        },
-      );
-    };
 
   const mustExist = async (id: string) => {
     const job = await store.get(checkJobId(id));
@@ -71,7 +55,7 @@ export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log,
   };
 
   return {
-    createJob: unary("CreateJob", async (req) => {
+    async createJob(req) {
       const reportId = checkPathId("report_id", req.reportId);
       const queryId = checkPathId("query_id", req.queryId);
       checkQueryText(req.queryText, maxQueryBytes);
@@ -86,13 +70,17 @@ export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log,
         reuseMaxAgeMs: checkDuration("reuse_max_age", req.reuseMaxAge),
       });
       return create(CreateJobResponseSchema, { job: toProtoJob(job) });
-    }),
+    },
 
-    getJob: unary("GetJob", async (req) => create(GetJobResponseSchema, { job: toProtoJob(await mustExist(req.jobId)) })),
+    async getJob(req) {
+      return create(GetJobResponseSchema, { job: toProtoJob(await mustExist(req.jobId)) });
+    },
 
-    cancelJob: unary("CancelJob", async (req) => create(CancelJobResponseSchema, { job: toProtoJob(await runner.cancel(checkJobId(req.jobId))) })),
+    async cancelJob(req) {
+      return create(CancelJobResponseSchema, { job: toProtoJob(await runner.cancel(checkJobId(req.jobId))) });
+    },
 
-    listJobs: unary("ListJobs", async (req) => {
+    async listJobs(req) {
       const reportId = req.reportId === "" ? "" : checkPathId("report_id", req.reportId);
       const limit = checkPageSize(req.pageSize);
       const after = req.pageToken === "" ? undefined : tokens.decode(req.pageToken, reportId);
@@ -101,23 +89,13 @@ export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log,
         jobs: page.jobs.map(toProtoJob),
         nextPageToken: page.next === undefined ? "" : tokens.encode(reportId, page.next),
       });
-    }),
+    },
 
-    watchJob: (call) => {
-      const start = async () => {
-        const id = checkJobId(call.request.jobId);
-        const states = await watchers.watch(id);
-        if (!states) throw jobNotFound(id);
-        return states;
-      };
-      start().then(
-        (states) => streamStates(call, states, watchMessage),
-        (err: unknown) => {
-          if (!isExpected(err)) log.error({ method: "WatchJob", err: String((err as Error)?.stack ?? err) }, "unexpected error");
-          // grpc-js turns an 'error' event on a server stream into the call's status.
-          call.emit("error", toServiceError(err));
-        },
-      );
+    async *watchJob(req, { signal }) {
+      const id = checkJobId(req.jobId);
+      const states = await watchers.watch(id);
+      if (!states) throw jobNotFound(id);
+      for await (const state of jobStates(states, signal)) yield watchMessage(state);
     },
   };
 }
