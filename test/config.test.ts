@@ -142,6 +142,9 @@ test("all values set", () => {
         CHJOB_MAX_CONCURRENT_JOBS: "2",
         CHJOB_MAX_QUEUED_JOBS: "0",
         CHJOB_MAX_QUERY_BYTES: "4096",
+        CHJOB_MAX_ROWS_TO_READ: "1000000000",
+        CHJOB_MAX_BYTES_TO_READ: "50000000000",
+        CHJOB_MAX_RESULT_BYTES: "2000000000",
         CHJOB_LOG_LEVEL: "DEBUG",
         CHJOB_DEMO_ROWS: "0",
         DEKART_CLICKHOUSE_DATA_CONNECTION: "chdb://rel/ch",
@@ -163,7 +166,15 @@ test("all values set", () => {
     assert.is(c.dataDir, "/var/chjob");
     assert.equal(c.clickhouse, { kind: "chdb", path: path.join(dir, "rel/ch") });
     assert.is(c.embeddedS3Address, "0.0.0.0:9999");
-    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500 });
+    assert.equal(c.jobs, {
+      timeoutMs: 5_400_000,
+      maxConcurrent: 2,
+      maxQueued: 0,
+      retentionMs: 2_592_000_000,
+      maxQueryBytes: 4096,
+      progressIntervalMs: 500,
+      limits: { maxRowsToRead: 1_000_000_000, maxBytesToRead: 50_000_000_000, maxResultBytes: 2_000_000_000 },
+    });
     assert.is(c.shutdownGraceMs, 0);
     assert.is(c.logLevel, "debug");
     assert.is(c.demoRows, 0);
