@@ -18,6 +18,7 @@ import { probeExportPath } from "./jobs/export-probe.js";
 import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "./storage/embedded-s3.js";
+import { S3UrlSigner } from "./storage/presign.js";
 import { S3ObjectStore } from "./storage/s3.js";
 import type { ObjectStore } from "./storage/object-store.js";
 
@@ -137,6 +138,11 @@ async function start(
     },
   });
   const stopRetention = sweepExpired(jobs, config.jobs.retentionMs, log);
+  // result_url: signed for the endpoint clients reach (in embedded mode the embedded S3 server's).
+  const urlEndpoint = config.presign && (config.presign.publicEndpoint ?? endpoint);
+  const urls =
+    config.presign &&
+    new S3UrlSigner({ endpoint: urlEndpoint!, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, ttlSeconds: config.presign.ttlMs / 1000 });
 
   const health = new HealthState(HEALTH_SERVICES);
   closers.push(() => health.close());
@@ -149,6 +155,7 @@ async function start(
       log,
       maxQueryBytes: config.jobs.maxQueryBytes,
       limits: { ...config.jobs.limits, timeoutMs: config.jobs.timeoutMs },
+      urls,
     }),
     health,
     log,
@@ -181,6 +188,7 @@ async function start(
       clickhouseS3Endpoint,
       output: `s3://${s3.output.bucket}/${s3.output.prefix}`,
       storageBucket: s3.storageBucket,
+      resultUrls: config.presign ? `presigned for ${urlEndpoint}, valid ${config.presign.ttlMs / 1000} s` : "none (CHJOB_PRESIGN_TTL unset)",
       ...(s3.defaultCredentials ? { s3Credentials: `embedded defaults (AWS_ACCESS_KEY_ID=${s3.accessKeyId})` } : {}),
     },
     "chjob serving",
