@@ -224,7 +224,7 @@ test("chjob fetch on a terminal draws a progress line (on stderr) and clears it"
   const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
   assert.is(code, 0, shown);
   assert.match(shown, /\r\x1b\[2K⠙ fetching {2}\d+\.\ds {2}[█░]{20} \d+%/, JSON.stringify(shown.slice(0, 300)));
-  assert.match(shown, `wrote ${out} (`);
+  assert.match(shown, /\r\x1b\[2Kjob \S+: wrote \S*big\.csv \(/, "the progress line cleared before the closing line");
   assert.is(readFileSync(out).length, Number(done.resultSize));
 });
 

@@ -50,6 +50,7 @@ export async function fetchCommand(jobId: string, opts: FetchOptions): Promise<n
   process.once("SIGINT", onSigint);
   try {
     const size = await download(job, sink, abort.signal, progress);
+    progress?.stop();
     if (part) {
       await closed(sink as WriteStream);
       if (!opts.force && existsSync(file!)) throw new CliError(`${opts.output ?? basename(file!)} appeared while the result was downloading; pass --force to overwrite it`);
