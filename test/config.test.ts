@@ -676,6 +676,15 @@ test("CHJOB_MAX_ATTEMPTS: a whole number ≥ 1, default 3", () => {
   }
 });
 
+test("CHJOB_MAX_ROWS_TO_READ, CHJOB_MAX_BYTES_TO_READ, CHJOB_MAX_RESULT_BYTES: whole numbers ≥ 1, unset by default", () => {
+  assert.equal(ok({}).jobs.limits, { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined });
+  for (const name of ["CHJOB_MAX_ROWS_TO_READ", "CHJOB_MAX_BYTES_TO_READ", "CHJOB_MAX_RESULT_BYTES"]) {
+    for (const text of ["0", "1e6", "-5", "lots"]) {
+      assert.equal(errorsOf({ [name]: text }, [name]), [`${name}: ${JSON.stringify(text)} is not a whole number ≥ 1; use e.g. 1000000000`], `${name}=${text}`);
+    }
+  }
+});
+
 test("CHJOB_PRESIGN_TTL: unset means no result_url; whole seconds from 1s to 7 days", () => {
   assert.is(ok({}).presign, undefined);
   assert.is(ok({ CHJOB_PUBLIC_S3_ENDPOINT: "https://files.example.com" }).presign, undefined, "the public endpoint alone signs nothing");

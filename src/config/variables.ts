@@ -43,6 +43,9 @@ const dsn: Parser<DsnTarget> = (text) => {
   return "error" in r ? new Problem(r.error) : r.target;
 };
 
+/** A per-job limit: a whole number ≥ 1 (no default to suggest, so an example). */
+const limit: Parser<number> = (text, ctx) => p.integer(1)(text, ctx, "1000000000");
+
 /** SigV4's longest presigned URL: 7 days (X-Amz-Expires 604800). */
 export const MAX_PRESIGN_TTL_MS = 7 * 24 * 3600 * 1000;
 
@@ -215,19 +218,19 @@ export const VARIABLES = {
     group: "jobs",
     help: "ClickHouse's `max_rows_to_read` for every job; a request may lower it (`max_rows_to_read`), never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
   CHJOB_MAX_BYTES_TO_READ: {
     group: "jobs",
     help: "ClickHouse's `max_bytes_to_read` for every job; a request may lower it, never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
   CHJOB_MAX_RESULT_BYTES: {
     group: "jobs",
     help: "largest result of every job, in bytes: chjob fails a job whose export writes more (ClickHouse does not apply its own `max_result_bytes` to an INSERT); a request may lower it, never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
 
   CHJOB_PRESIGN_TTL: {
