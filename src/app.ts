@@ -20,6 +20,7 @@ import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
 import { startEmbeddedS3 } from "./storage/embedded-s3.js";
 import type { ObjectStore } from "./storage/object-store.js";
+import { S3UrlSigner, type UrlSigner } from "./storage/presign.js";
 import { S3ObjectStore } from "./storage/s3.js";
 import { lockDirectory, type DirectoryLock } from "./store/dir-lock.js";
 import type { JobStore } from "./store/job-store.js";
@@ -71,7 +72,8 @@ export async function startService(config: Config, log: Logger, redact: Redactor
     const objects = await openObjectStore(parts, storage.endpoint);
     const jobs = await openJobStore(parts, storeLock, engine);
     const { runner, watchers, stopRetention } = startRunner(parts, { engine, objects, jobs, clickhouseS3Endpoint: storage.clickhouseEndpoint });
-    const { grpc, health } = await startGrpc(parts, { runner, jobs, watchers, interceptors: opts.interceptors });
+    const urls = resultUrls(parts, storage);
+    const { grpc, health } = await startGrpc(parts, { runner, jobs, watchers, urls: urls?.signer, interceptors: opts.interceptors });
     await probeExportPath({
       engine,
       store: objects,
@@ -86,7 +88,7 @@ export async function startService(config: Config, log: Logger, redact: Redactor
     const stopProbe = startHealthProbe(parts, { engine, objects, jobs, health });
     // After the export probe, so that the first jobs do not run beside it.
     runner.start();
-    logServing(parts, { grpc, engine, jobs, storage });
+    logServing(parts, { grpc, engine, jobs, storage, urls });
 
     let stopping: Promise<void> | undefined;
     return {
@@ -236,10 +238,19 @@ function startRunner(
   return { runner, watchers, stopRetention: sweepExpired(deps.jobs, limits.retentionMs, log) };
 }
 
+/** result_url's signer (CHJOB_PRESIGN_TTL): for the endpoint clients reach, in embedded mode the embedded S3 server's. */
+function resultUrls({ config }: Parts, storage: Storage): { signer: UrlSigner; endpoint: string } | undefined {
+  if (!config.presign) return undefined;
+  const { s3 } = config;
+  const endpoint = config.presign.publicEndpoint ?? storage.endpoint;
+  const signer = new S3UrlSigner({ endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, ttlSeconds: config.presign.ttlMs / 1000 });
+  return { signer, endpoint };
+}
+
 /** JobService, Health and reflection on CHJOB_GRPC_ADDRESS; health SERVING once listening. */
 async function startGrpc(
   { config, log, closers }: Parts,
-  deps: { runner: JobRunner; jobs: JobStore; watchers: JobWatchHub; interceptors: ServerInterceptor[] | undefined },
+  deps: { runner: JobRunner; jobs: JobStore; watchers: JobWatchHub; urls: UrlSigner | undefined; interceptors: ServerInterceptor[] | undefined },
 ): Promise<{ grpc: RunningGrpcServer; health: HealthState }> {
   const health = new HealthState(HEALTH_SERVICES);
   closers.add(() => health.close());
@@ -255,6 +266,8 @@ async function startGrpc(
       pageTokenKey: await deps.jobs.pageTokenKey(),
       maxQueryBytes: config.jobs.maxQueryBytes,
       limits: { ...config.jobs.limits, timeoutMs: config.jobs.timeoutMs },
+      urls: deps.urls,
+      log,
     }),
     health,
     log,
@@ -296,7 +309,10 @@ function startHealthProbe(
 }
 
 /** The "chjob serving" line: where everything is, no secret. */
-function logServing({ config, log }: Parts, { grpc, engine, jobs, storage }: { grpc: RunningGrpcServer; engine: ClickHouseEngine; jobs: JobStore; storage: Storage }): void {
+function logServing(
+  { config, log }: Parts,
+  { grpc, engine, jobs, storage, urls }: { grpc: RunningGrpcServer; engine: ClickHouseEngine; jobs: JobStore; storage: Storage; urls: { endpoint: string } | undefined },
+): void {
   const { s3 } = config;
   log.info(
     {
@@ -310,6 +326,7 @@ function logServing({ config, log }: Parts, { grpc, engine, jobs, storage }: { g
       clickhouseS3Endpoint: storage.clickhouseEndpoint,
       output: `s3://${s3.output.bucket}/${s3.output.prefix}`,
       storageBucket: s3.storageBucket,
+      resultUrls: config.presign && urls ? `presigned for ${urls.endpoint}, valid ${config.presign.ttlMs / 1000} s` : "none (CHJOB_PRESIGN_TTL unset)",
       ...(s3.defaultCredentials ? { s3Credentials: `embedded defaults (AWS_ACCESS_KEY_ID=${s3.accessKeyId})` } : {}),
     },
     "chjob serving",

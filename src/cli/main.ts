@@ -5,7 +5,8 @@
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_DEMO_ROWS } from "../config/defaults.js";
 import { addConnectionOptions, CliError, EXIT } from "./connection.js";
-import { cancelCommand, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
+import { fetchCommand } from "./fetch.js";
+import { cancelCommand, FORMAT_CHOICES, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
 
 const program = new Command()
   .name("chjob")
@@ -60,6 +61,14 @@ addConnectionOptions(
     .argument("<sql...>", 'the query, best in quotes ("SELECT …"); `-` reads it from stdin')
     .option("--report <id>", "report_id of the job (A-Z a-z 0-9 _ -)", "cli")
     .option("--query <id>", "query_id of the job (default: q- and a random suffix)")
+    .addOption(new Option("--format <format>", "format of the result file (default: csv, ClickHouse's CSVWithNames)").choices(Object.keys(FORMAT_CHOICES)))
+    .addOption(new Option("--gzip", "compress the result file with gzip (.gz; not with parquet)").conflicts("zstd"))
+    .addOption(new Option("--zstd", "compress the result file with Zstandard (.zst; not with parquet)"))
+    .option("--reuse <duration>", "copy the result of the same query DONE within this long (e.g. 1h) instead of running it again")
+    .option("--max-rows-to-read <n>", "ClickHouse's max_rows_to_read for this job (at most the service's)")
+    .option("--max-bytes-to-read <n>", "ClickHouse's max_bytes_to_read for this job (at most the service's)")
+    .option("--max-result-bytes <n>", "fail the job when its result file passes this many bytes (at most the service's)")
+    .option("--timeout <duration>", "how long the job may run, e.g. 5m (at most the service's CHJOB_JOB_TIMEOUT)")
     .addOption(jsonOption()),
 ).action(action((sql: string[], opts) => runCommand(sql, opts)));
 
@@ -95,6 +104,15 @@ addConnectionOptions(
     .option("--limit <n>", "at most this many jobs", "50")
     .addOption(new Option("--json", "one JSON object per line per job (protobuf JSON form)")),
 ).action(action((opts) => listCommand(opts)));
+
+addConnectionOptions(
+  program
+    .command("fetch")
+    .description("download a DONE job's result through its result_url (the service needs CHJOB_PRESIGN_TTL)")
+    .argument("<id>", "job id")
+    .option("-o, --output <file>", "where to write it (default: <job id>.<ext> in the current directory; - for stdout)")
+    .option("--force", "overwrite the file if it exists"),
+).action(action((id: string, opts) => fetchCommand(id, opts)));
 
 program
   .command("demo-data")

@@ -68,6 +68,10 @@ export function parseConfig(env: Env, opts: { cwd?: string; hostname?: string; p
         progressIntervalMs: v.CHJOB_PROGRESS_INTERVAL,
         limits: { maxRowsToRead: v.CHJOB_MAX_ROWS_TO_READ, maxBytesToRead: v.CHJOB_MAX_BYTES_TO_READ, maxResultBytes: v.CHJOB_MAX_RESULT_BYTES },
       },
+      presign:
+        v.CHJOB_PRESIGN_TTL === undefined
+          ? undefined
+          : { ttlMs: v.CHJOB_PRESIGN_TTL, publicEndpoint: v.CHJOB_PUBLIC_S3_ENDPOINT && normaliseEndpoint(v.CHJOB_PUBLIC_S3_ENDPOINT, v.AWS_INSECURE) },
       shutdownGraceMs: v.CHJOB_SHUTDOWN_GRACE,
       healthIntervalMs: v.CHJOB_HEALTH_INTERVAL,
       logLevel: v.CHJOB_LOG_LEVEL,

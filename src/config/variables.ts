@@ -50,6 +50,21 @@ const dsn: Parser<DsnTarget> = (text) => {
   return "error" in r ? new Problem(r.error) : r.target;
 };
 
+/** A per-job limit: a whole number ≥ 1 (no default to suggest, so an example). */
+const limit: Parser<number> = (text, ctx) => p.integer(1)(text, ctx, "1000000000");
+
+/** SigV4's longest presigned URL: 7 days (X-Amz-Expires 604800). */
+export const MAX_PRESIGN_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** CHJOB_PRESIGN_TTL: whole seconds (X-Amz-Expires counts seconds), 1s to 7 days. */
+const presignTtl: Parser<number> = (text, ctx, fallback) => {
+  const ms = p.duration({ allowZero: false })(text, ctx, fallback ?? "15m");
+  if (ms instanceof Problem) return ms;
+  if (ms < 1000 || ms % 1000 !== 0) return new Problem(`${JSON.stringify(text)} is not a whole number of seconds (a presigned URL's lifetime counts seconds); use e.g. 15m, 1h or 90s`);
+  if (ms > MAX_PRESIGN_TTL_MS) return new Problem(`${JSON.stringify(text)} is longer than 7 days (168h), the longest a SigV4 presigned URL is valid; use at most 168h`);
+  return ms;
+};
+
 export const VARIABLES = {
   // --- ClickHouse and S3 -----------------------------------------------------------------------
   DEKART_DATASOURCE: {
@@ -210,19 +225,32 @@ export const VARIABLES = {
     group: "jobs",
     help: "ClickHouse's `max_rows_to_read` for every job; a request may lower it (`max_rows_to_read`), never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
   CHJOB_MAX_BYTES_TO_READ: {
     group: "jobs",
     help: "ClickHouse's `max_bytes_to_read` for every job; a request may lower it, never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
   CHJOB_MAX_RESULT_BYTES: {
     group: "jobs",
-    help: "ClickHouse's `max_result_bytes` for every job; a request may lower it, never raise it",
+    help: "largest result of every job, in bytes: chjob fails a job whose export writes more (ClickHouse does not apply its own `max_result_bytes` to an INSERT); a request may lower it, never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
+  },
+
+  CHJOB_PRESIGN_TTL: {
+    group: "jobs",
+    help: "how long the `result_url` of a DONE job (a presigned GET of its result object) stays valid, from when the message carrying it is made: whole seconds, `1s` to `168h` (7 days, SigV4's limit)",
+    shownDefault: "unset: no `result_url`",
+    parse: presignTtl,
+  },
+  CHJOB_PUBLIC_S3_ENDPOINT: {
+    group: "jobs",
+    help: "the S3 endpoint as clients reach it, for `result_url` (when it differs from the service's), written like `AWS_ENDPOINT`; used only with `CHJOB_PRESIGN_TTL`",
+    shownDefault: "`AWS_ENDPOINT`; embedded: the embedded S3 server",
+    parse: p.endpoint,
   },
 
   // --- Job store -------------------------------------------------------------------------------

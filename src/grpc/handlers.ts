@@ -12,12 +12,15 @@ import {
   type WatchJobResponse,
 } from "../../gen/chjob/v1/job_service_pb.js";
 import { jobNotFound } from "../errors.js";
-import type { JobSnapshot } from "../jobs/job.js";
+import type { Logger } from "../log.js";
+import { JobStatus, type JobSnapshot } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { resolveKind } from "../jobs/result-format.js";
 import { checkDuration, checkJobId, checkLimits, checkPageSize, checkPathId, checkQueryText, checkRequestId, type LimitDefaults } from "../jobs/validate.js";
 import type { JobWatchHub } from "../jobs/watch-hub.js";
 import type { JobStore } from "../store/job-store.js";
+import { parseS3Uri } from "../storage/object-store.js";
+import type { UrlSigner } from "../storage/presign.js";
 import type { ServiceImpl } from "./bridge.js";
 import { toProtoJob } from "./convert.js";
 import { PageTokens } from "./page-token.js";
@@ -32,21 +35,42 @@ export interface HandlerDeps {
   maxQueryBytes: number;
   /** The service's limits of every job (a request may lower them). */
   limits: LimitDefaults;
+  /** Signs `result_url` for DONE jobs (CHJOB_PRESIGN_TTL); absent: no URL. */
+  urls?: UrlSigner;
+  log: Logger;
 }
 
-/**
- * One message per job state, shared by every watcher of the job (a state is an
- * immutable snapshot; bridge.ts serializes a shared streamed message once too).
- */
-const watchMessages = new WeakMap<JobSnapshot, WatchJobResponse>();
-function watchMessage(s: JobSnapshot): WatchJobResponse {
-  let message = watchMessages.get(s);
-  if (!message) watchMessages.set(s, (message = create(WatchJobResponseSchema, { job: toProtoJob(s) })));
-  return message;
-}
-
-export function jobService({ runner, store, watchers, pageTokenKey, maxQueryBytes, limits }: HandlerDeps): ServiceImpl<typeof JobService> {
+export function jobService({ runner, store, watchers, pageTokenKey, log, maxQueryBytes, limits, urls }: HandlerDeps): ServiceImpl<typeof JobService> {
   const tokens = new PageTokens(pageTokenKey);
+
+  /** A fresh presigned GET of a DONE job's result object; "" without CHJOB_PRESIGN_TTL (signing is local: no call to S3). */
+  const resultUrl = async (s: JobSnapshot): Promise<string> => {
+    if (urls === undefined || s.status !== JobStatus.DONE) return "";
+    const at = parseS3Uri(s.resultUri);
+    if (!at) return "";
+    try {
+      return await urls.presignGet(at);
+    } catch (err) {
+      log.error({ job: s.id, err: String((err as Error)?.stack ?? err) }, "could not sign the result_url");
+      return "";
+    }
+  };
+
+  /** The job as a message, with its result_url signed now. */
+  const protoJob = async (s: JobSnapshot) => toProtoJob(s, await resultUrl(s));
+
+  /**
+   * One message per job state, shared by every watcher of the job (a state is an immutable
+   * snapshot; bridge.ts serializes a shared streamed message once too): a DONE state's
+   * result_url is signed once for all its watchers. A watcher that comes after the job ended
+   * reads the job anew from the store, so it gets a URL signed then.
+   */
+  const watchMessages = new WeakMap<JobSnapshot, Promise<WatchJobResponse>>();
+  const watchMessage = (s: JobSnapshot): Promise<WatchJobResponse> => {
+    let message = watchMessages.get(s);
+    if (!message) watchMessages.set(s, (message = protoJob(s).then((job) => create(WatchJobResponseSchema, { job }))));
+    return message;
+  };
 
   const mustExist = async (id: string) => {
     const job = await store.get(checkJobId(id));
@@ -69,15 +93,15 @@ export function jobService({ runner, store, watchers, pageTokenKey, maxQueryByte
         limits: checkLimits(req, limits),
         reuseMaxAgeMs: checkDuration("reuse_max_age", req.reuseMaxAge),
       });
-      return create(CreateJobResponseSchema, { job: toProtoJob(job) });
+      return create(CreateJobResponseSchema, { job: await protoJob(job) });
     },
 
     async getJob(req) {
-      return create(GetJobResponseSchema, { job: toProtoJob(await mustExist(req.jobId)) });
+      return create(GetJobResponseSchema, { job: await protoJob(await mustExist(req.jobId)) });
     },
 
     async cancelJob(req) {
-      return create(CancelJobResponseSchema, { job: toProtoJob(await runner.cancel(checkJobId(req.jobId))) });
+      return create(CancelJobResponseSchema, { job: await protoJob(await runner.cancel(checkJobId(req.jobId))) });
     },
 
     async listJobs(req) {
@@ -86,7 +110,7 @@ export function jobService({ runner, store, watchers, pageTokenKey, maxQueryByte
       const after = req.pageToken === "" ? undefined : tokens.decode(req.pageToken, reportId);
       const page = await store.list({ reportId: reportId || undefined, limit, after });
       return create(ListJobsResponseSchema, {
-        jobs: page.jobs.map(toProtoJob),
+        jobs: await Promise.all(page.jobs.map(protoJob)),
         nextPageToken: page.next === undefined ? "" : tokens.encode(reportId, page.next),
       });
     },
@@ -95,7 +119,7 @@ export function jobService({ runner, store, watchers, pageTokenKey, maxQueryByte
       const id = checkJobId(req.jobId);
       const states = await watchers.watch(id);
       if (!states) throw jobNotFound(id);
-      for await (const state of jobStates(states, signal)) yield watchMessage(state);
+      for await (const state of jobStates(states, signal)) yield await watchMessage(state);
     },
   };
 }
