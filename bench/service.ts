@@ -6,13 +6,13 @@ import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { JobStatus, type Job } from "../gen/chjob/v1/job_service_pb.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { JobClient } from "../src/client.js";
 import { seedJobStore } from "../test/support/pglite-template.js";
 import { parseS3Uri, s3Client } from "../test/support/s3.js";
+import { freePort } from "../test/support/ports.js";
 import { cleanEnv, MAIN, QUIET_ENV } from "../test/support/service.js";
 import { PROBE, readProbe, readProbeReport, type LoopDelay, type ProbeReport } from "./cpu.js";
 import type { JobSpec } from "./protocol.js";
@@ -51,17 +51,6 @@ export interface ServiceOptions {
   keepData?: boolean;
 }
 
-/** A free TCP port on loopback (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TcpSocket {
   localPort: number;

@@ -27,10 +27,6 @@ export class AlreadyExistsError extends Error {
   override readonly name = "AlreadyExistsError";
 }
 
-export class UnauthenticatedError extends Error {
-  override readonly name = "UnauthenticatedError";
-}
-
 export function jobNotFound(id: string): NotFoundError {
   return new NotFoundError(`no job with id ${id} (finished jobs are kept for CHJOB_JOB_RETENTION)`);
 }

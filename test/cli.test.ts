@@ -1,7 +1,7 @@
 // The `chjob` command against a real running service (embedded chDB and S3), spawned
 // as a user would run it (not a TTY): exit codes, output, Ctrl-C, errors, demo data.
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,62 +9,16 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { JobStatus } from "../gen/chjob/v1/job_service_pb.js";
+import { Format, JobStatus } from "../gen/chjob/v1/job_service_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving } from "../gen/grpc/health/v1/health_pb.js";
 import type { JobClient } from "../src/client.js";
 import { demoQueries } from "../src/demo/uk-price-paid.js";
 import { getObject, s3Client } from "./support/s3.js";
-import { cleanEnv, MAIN, QUIET_ENV, startService, type ServiceProcess } from "./support/service.js";
+import { cli, jobIdOf, must, show } from "./support/cli.js";
+import { startService, type ServiceProcess } from "./support/service.js";
 
 const LONG_QUERY = "SELECT sum(cityHash64(number)) FROM numbers(1000000000000)";
 const DEMO_ROWS = 50_000;
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-interface CliOptions {
-  cwd?: string;
-  env?: Record<string, string>;
-  /** Called with the child and the stdout so far on every stdout chunk. */
-  onStdout?: (child: ReturnType<typeof spawn>, stdout: string) => void;
-  timeoutMs?: number;
-}
-
-/** Runs `chjob <args>` (the built bin, via node) with no chjob variables of the caller's. */
-function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    cwd: opts.cwd ?? tmpdir(),
-    env: { ...cleanEnv(), ...QUIET_ENV, ...opts.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    stdout += d;
-    opts.onStdout?.(child, stdout);
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
-  return new Promise((resolve) =>
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
-}
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-function must<T>(value: T | undefined, message: string): T {
-  if (value === undefined) throw new assert.Assertion({ message, operator: "must", actual: value, expects: "a value", generated: false });
-  return value;
-}
-const jobIdOf = (r: CliResult) => must(UUID.exec(r.stdout)?.[0], `no job id in\n${show(r)}`);
 
 /**
  * The arguments of every `npx chjob run …` in the README's sh blocks, split as a shell would
@@ -218,6 +172,82 @@ test("run: a query the service rejects → its message on one line, exit 3", asy
   const bad = await cli(["run", "--report", "a/b", "SELECT 1", ...ctx.at]);
   assert.is(bad.code, 3, show(bad));
   assert.match(bad.stderr, /^chjob: --report: "a\/b" must be 1-128 characters/);
+});
+
+test("run: --format, --gzip, --zstd, --reuse, the limits and --timeout reach the job; the summary shows format and reused_from", async (ctx) => {
+  const parquet = await cli(
+    ["run", "--format", "parquet", "--max-rows-to-read", "1000", "--max-bytes-to-read", "1000000", "--max-result-bytes", "1000000", "--timeout", "30s", "SELECT number AS n FROM numbers(10)", ...ctx.at],
+  );
+  assert.is(parquet.code, 0, show(parquet));
+  const pq = await ctx.client.getJob(jobIdOf(parquet));
+  assert.is(pq.format, Format.PARQUET);
+  assert.match(parquet.stdout, new RegExp(`^result_uri\\s+s3://dekart-dev-local/${pq.id}\\.parquet$`, "m"));
+  assert.match(parquet.stdout, /^format\s+Parquet$/m);
+  assert.not.match(parquet.stdout, /^result_url/m, "no result_url without CHJOB_PRESIGN_TTL");
+
+  const gzip = await cli(["run", "--gzip", "SELECT 1", ...ctx.at]);
+  assert.is(gzip.code, 0, show(gzip));
+  assert.match(gzip.stdout, /^result_uri\s+\S+\.csv\.gz$/m);
+  assert.match(gzip.stdout, /^format\s+CSVWithNames, gzip$/m);
+  const zstd = await cli(["run", "--format", "jsonl", "--zstd", "SELECT 1", ...ctx.at]);
+  assert.is(zstd.code, 0, show(zstd));
+  assert.match(zstd.stdout, /^result_uri\s+\S+\.jsonl\.zst$/m);
+  assert.match(zstd.stdout, /^format\s+JSONEachRow, zstd$/m);
+
+  const first = await cli(["run", "--reuse", "1h", "SELECT 4242 AS answer", ...ctx.at]);
+  assert.is(first.code, 0, show(first));
+  assert.not.match(first.stdout, /^reused_from/m);
+  const again = await cli(["run", "--reuse", "1h", "SELECT  4242 AS answer;", ...ctx.at]);
+  assert.is(again.code, 0, show(again));
+  assert.match(again.stdout, new RegExp(`^reused_from\\s+${jobIdOf(first)} \\(its result copied; the query did not run\\)$`, "m"));
+  assert.is((await ctx.client.getJob(jobIdOf(again))).reusedFrom, jobIdOf(first));
+
+  const rows = await cli(["run", "--max-rows-to-read", "5", "SELECT count() FROM numbers(1000)", ...ctx.at]);
+  assert.is(rows.code, 1, show(rows));
+  assert.match(rows.stderr, /max_rows_to_read/);
+  const bytes = await cli(["run", "--max-result-bytes", "10", "SELECT number FROM numbers(100000)", ...ctx.at]);
+  assert.is(bytes.code, 1, show(bytes));
+  assert.match(bytes.stderr, /max_result_bytes \(10 bytes\)/);
+  const slow = await cli(["run", "--timeout", "1s", "SELECT sleepEachRow(0.1) FROM numbers(100) SETTINGS max_block_size = 10", ...ctx.at]);
+  assert.is(slow.code, 1, show(slow));
+  assert.match(slow.stderr, /its timeout \(1s\)/);
+});
+
+test("run: bad result flags are usage errors (exit 3), ours before anything is sent, the service's with its message", async (ctx) => {
+  const local: Array<[string[], string]> = [
+    [["--format", "xml"], "chjob: option '--format <format>' argument 'xml' is invalid. Allowed choices are csv, parquet, jsonl, arrow, tsv.\nchjob: `chjob run --help` lists its options\n"],
+    [["--gzip", "--zstd"], "chjob: option '--gzip' cannot be used with option '--zstd'\nchjob: `chjob run --help` lists its options\n"],
+    [["--reuse", "soon"], 'chjob: --reuse: "soon" is not a duration; use e.g. 90s, 30m or 1h30m\n'],
+    [["--timeout", "0"], "chjob: --timeout: must be longer than 0; use e.g. 90s, 30m or 1h30m\n"],
+    [["--max-rows-to-read", "0"], 'chjob: --max-rows-to-read: "0" is not a whole number ≥ 1\n'],
+    [["--max-result-bytes", "1e6"], 'chjob: --max-result-bytes: "1e6" is not a whole number ≥ 1\n'],
+  ];
+  for (const [flags, stderr] of local) {
+    // An unreachable address: these fail before any connection is tried.
+    const r = await cli(["run", ...flags, "SELECT 1", "--address", "127.0.0.1:1"]);
+    assert.is(r.code, 3, show(r));
+    assert.is(r.stderr, stderr, show(r));
+  }
+  const parquetGzip = await cli(["run", "--format", "parquet", "--gzip", "SELECT 1", ...ctx.at]);
+  assert.is(parquetGzip.code, 3, show(parquetGzip));
+  assert.match(parquetGzip.stderr, /^chjob: INVALID_ARGUMENT: compression: must be NONE \(or unset\) with PARQUET/);
+  const longer = await cli(["run", "--timeout", "1h", "SELECT 1", ...ctx.at]);
+  assert.is(longer.code, 3, show(longer));
+  assert.match(longer.stderr, /^chjob: INVALID_ARGUMENT: timeout: .*CHJOB_JOB_TIMEOUT/);
+});
+
+test("fetch from a service without CHJOB_PRESIGN_TTL: no result_url, a clear error, exit 3, no file", async (ctx) => {
+  assert.is((await ctx.client.getJob(ctx.doneId)).resultUrl, "");
+  const cwd = mkdtempSync(join(tmpdir(), "chjob-cli-fetch-"));
+  try {
+    const r = await cli(["fetch", ctx.doneId, ...ctx.at], { cwd });
+    assert.is(r.code, 3, show(r));
+    assert.match(r.stderr, `chjob: job ${ctx.doneId} has no result_url: the service signs download URLs only when CHJOB_PRESIGN_TTL is set`);
+    assert.is(r.stderr.split("\n").length, 2, "one line");
+    assert.equal(readdirSync(cwd), []);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
 });
 
 test("list shows the job in an aligned table, and --json one object per line", async (ctx) => {

@@ -82,6 +82,7 @@ test("embedded defaults", () => {
     dataDir: "/srv/app/.chjob",
     embeddedS3Address: "127.0.0.1:4566",
     jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500, limits: { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined } },
+    presign: undefined,
     shutdownGraceMs: 30_000,
     healthIntervalMs: 10_000,
     logLevel: "info",
@@ -144,6 +145,11 @@ test("all values set", () => {
         CHJOB_MAX_QUERY_BYTES: "4096",
         CHJOB_LOG_LEVEL: "DEBUG",
         CHJOB_DEMO_ROWS: "0",
+        CHJOB_MAX_ROWS_TO_READ: "1000000",
+        CHJOB_MAX_BYTES_TO_READ: "2000000",
+        CHJOB_MAX_RESULT_BYTES: "3000000",
+        CHJOB_PRESIGN_TTL: "15m",
+        CHJOB_PUBLIC_S3_ENDPOINT: "files.example.com",
         DEKART_CLICKHOUSE_DATA_CONNECTION: "chdb://rel/ch",
       },
       dir,
@@ -163,7 +169,9 @@ test("all values set", () => {
     assert.is(c.dataDir, "/var/chjob");
     assert.equal(c.clickhouse, { kind: "chdb", path: path.join(dir, "rel/ch") });
     assert.is(c.embeddedS3Address, "0.0.0.0:9999");
-    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500 });
+    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500, limits: { maxRowsToRead: 1_000_000, maxBytesToRead: 2_000_000, maxResultBytes: 3_000_000 } });
+    // AWS_INSECURE: a bare host gets http://.
+    assert.equal(c.presign, { ttlMs: 900_000, publicEndpoint: "http://files.example.com" });
     assert.is(c.shutdownGraceMs, 0);
     assert.is(c.logLevel, "debug");
     assert.is(c.demoRows, 0);
@@ -666,6 +674,47 @@ test("CHJOB_MAX_ATTEMPTS: a whole number ≥ 1, default 3", () => {
     const [e] = errorsOf({ CHJOB_MAX_ATTEMPTS: text }, ["CHJOB_MAX_ATTEMPTS"]);
     assert.ok(e!.startsWith(`CHJOB_MAX_ATTEMPTS: ${JSON.stringify(text)} is not a whole number ≥ 1`), e);
   }
+});
+
+test("CHJOB_MAX_ROWS_TO_READ, CHJOB_MAX_BYTES_TO_READ, CHJOB_MAX_RESULT_BYTES: whole numbers ≥ 1, unset by default", () => {
+  assert.equal(ok({}).jobs.limits, { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined });
+  for (const name of ["CHJOB_MAX_ROWS_TO_READ", "CHJOB_MAX_BYTES_TO_READ", "CHJOB_MAX_RESULT_BYTES"]) {
+    for (const text of ["0", "1e6", "-5", "lots"]) {
+      assert.equal(errorsOf({ [name]: text }, [name]), [`${name}: ${JSON.stringify(text)} is not a whole number ≥ 1; use e.g. 1000000000`], `${name}=${text}`);
+    }
+  }
+});
+
+test("CHJOB_PRESIGN_TTL: unset means no result_url; whole seconds from 1s to 7 days", () => {
+  assert.is(ok({}).presign, undefined);
+  assert.is(ok({ CHJOB_PUBLIC_S3_ENDPOINT: "https://files.example.com" }).presign, undefined, "the public endpoint alone signs nothing");
+  for (const [text, ms] of [["1s", 1000], ["15m", 900_000], ["1h30m", 5_400_000], ["168h", 604_800_000], ["2000ms", 2000]] as const) {
+    assert.equal(ok({ CHJOB_PRESIGN_TTL: text }).presign, { ttlMs: ms, publicEndpoint: undefined }, text);
+  }
+  const cases: Array<[string, string]> = [
+    ["soon", 'CHJOB_PRESIGN_TTL: "soon" is not a duration; use e.g. 15m, 30s, 1h30m or 500ms'],
+    ["15", 'CHJOB_PRESIGN_TTL: "15" is not a duration; use e.g. 15m, 30s, 1h30m or 500ms'],
+    ["0", "CHJOB_PRESIGN_TTL: must be longer than 0; use e.g. 15m"],
+    ["500ms", 'CHJOB_PRESIGN_TTL: "500ms" is not a whole number of seconds (a presigned URL\'s lifetime counts seconds); use e.g. 15m, 1h or 90s'],
+    ["1.5s", 'CHJOB_PRESIGN_TTL: "1.5s" is not a whole number of seconds (a presigned URL\'s lifetime counts seconds); use e.g. 15m, 1h or 90s'],
+    ["169h", 'CHJOB_PRESIGN_TTL: "169h" is longer than 7 days (168h), the longest a SigV4 presigned URL is valid; use at most 168h'],
+  ];
+  for (const [text, message] of cases) assert.equal(errorsOf({ CHJOB_PRESIGN_TTL: text }, ["CHJOB_PRESIGN_TTL"]), [message], text);
+});
+
+test("CHJOB_PUBLIC_S3_ENDPOINT: normalised like AWS_ENDPOINT; bad values name the variable", () => {
+  const at = (env: Env) => ok({ CHJOB_PRESIGN_TTL: "15m", ...env }).presign?.publicEndpoint;
+  assert.is(at({ CHJOB_PUBLIC_S3_ENDPOINT: "https://files.example.com/" }), "https://files.example.com");
+  assert.is(at({ CHJOB_PUBLIC_S3_ENDPOINT: "files.example.com:9000" }), "https://files.example.com:9000");
+  assert.is(at({ CHJOB_PUBLIC_S3_ENDPOINT: "localhost:4566", AWS_INSECURE: "true" }), "http://localhost:4566");
+  assert.is(at({ CHJOB_PUBLIC_S3_ENDPOINT: "http://localhost:4566" }), "http://localhost:4566");
+  assert.is(at({}), undefined);
+  for (const text of ["ftp://files.example.com", "https://files.example.com/bucket", "https://user:pw@files.example.com", "files example"]) {
+    const [e] = errorsOf({ CHJOB_PRESIGN_TTL: "15m", CHJOB_PUBLIC_S3_ENDPOINT: text }, ["CHJOB_PUBLIC_S3_ENDPOINT"], ["pw"]);
+    assert.ok(e!.startsWith("CHJOB_PUBLIC_S3_ENDPOINT: "), e);
+  }
+  // Both wrong: both listed at once.
+  errorsOf({ CHJOB_PRESIGN_TTL: "8d", CHJOB_PUBLIC_S3_ENDPOINT: "ftp://x" }, ["CHJOB_PRESIGN_TTL", "CHJOB_PUBLIC_S3_ENDPOINT"]);
 });
 
 test("job store and replica: every problem at once", () => {

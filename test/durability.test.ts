@@ -10,24 +10,12 @@ import * as assert from "uvu/assert";
 import { JobStatus, type Job } from "../gen/chjob/v1/job_service_pb.js";
 import type { JobClient } from "../src/client.js";
 import { getObject, s3Client } from "./support/s3.js";
+import { BIG_EXPORT, bigExportSize } from "./support/exports.js";
 import { collect, startService, type ServiceProcess } from "./support/service.js";
 
 const test = suite("durability");
 
-const ROWS = 20_000_000;
-/** Takes a few seconds on chDB: long enough to kill mid-export. */
-const BIG_EXPORT = `SELECT number, toString(number) FROM numbers(${ROWS})`;
 
-/** Bytes of BIG_EXPORT as CSVWithNames: `"number","toString(number)"` then `n,"n"` per row. */
-function bigExportSize(): number {
-  let size = '"number","toString(number)"\n'.length;
-  for (let digits = 1, from = 0; from < ROWS; digits++) {
-    const to = Math.min(ROWS, 10 ** digits);
-    size += (to - from) * (2 * digits + 4);
-    from = to;
-  }
-  return size;
-}
 
 const ENV = { CHJOB_MAX_CONCURRENT_JOBS: "1", CHJOB_PROGRESS_INTERVAL: "100ms" };
 

@@ -10,11 +10,11 @@ import type { JobClient } from "../src/client.js";
 import { closedPort } from "./support/fault-s3.js";
 import { canRunOwnPostgres, dropSchema, freshSchema, PG_URL, startOwnPostgres, type OwnPostgres } from "./support/postgres.js";
 import { requirePostgres, whenAvailable } from "./support/requirements.js";
+import { BIG_EXPORT } from "./support/exports.js";
 import { collect, startService, type ServiceProcess } from "./support/service.js";
 
 const test = whenAvailable(await requirePostgres(), suite("postgres-store"));
 
-const BIG_EXPORT = "SELECT number, toString(number) FROM numbers(20000000)";
 const schemas: string[] = [];
 
 function pgEnv(extra: Record<string, string> = {}, url = PG_URL): Record<string, string> {

@@ -12,6 +12,7 @@ import { startStandaloneS3, type StandaloneS3 } from "./support/fault-s3.js";
 import { canRunOwnPostgres, startOwnPostgres, type OwnPostgres } from "./support/postgres.js";
 import { requirePostgres, whenAvailable } from "./support/requirements.js";
 import { getObject, s3Client } from "./support/s3.js";
+import { BIG_EXPORT, bigExportSize } from "./support/exports.js";
 import { collect, startService, type ServiceProcess } from "./support/service.js";
 
 interface Ctx {
@@ -24,8 +25,6 @@ const test = whenAvailable(canRunOwnPostgres() && (await requirePostgres()), sui
 
 const KEY = "replica-key";
 const SECRET = "replica-secret";
-const ROWS = 20_000_000;
-const BIG_EXPORT = `SELECT number, toString(number) FROM numbers(${ROWS})`;
 const LONG_QUERY = "SELECT sum(cityHash64(number)) FROM numbers(1000000000000)";
 const FULL = [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.READING_RESULTS, JobStatus.DONE];
 
@@ -85,15 +84,6 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promi
 
 const stoppedHere = (svc: ServiceProcess, id: string) => svc.logs.some((l) => l.includes('"msg":"job stopped here') && l.includes(id));
 
-function bigExportSize(): number {
-  let size = '"number","toString(number)"\n'.length;
-  for (let digits = 1, from = 0; from < ROWS; digits++) {
-    const to = Math.min(ROWS, 10 ** digits);
-    size += (to - from) * (2 * digits + 4);
-    from = to;
-  }
-  return size;
-}
 
 test("any call on any replica: created on one, watched on the other two (every status in order), listed and read everywhere", async (ctx) => {
   const [a, b, c] = clients(ctx);

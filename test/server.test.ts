@@ -79,6 +79,18 @@ test("invalid requests get INVALID_ARGUMENT naming the field", async ({ svc }) =
   assert.match(err!.details, /^job_id: /);
 });
 
+test("a query_text over CHJOB_MAX_QUERY_BYTES is INVALID_ARGUMENT naming the field and the limit, whatever its size", async ({ svc }) => {
+  const client = svc.client();
+  const MiB = 1024 ** 2;
+  for (const size of [MiB + 1, 2 * MiB, 8 * MiB]) {
+    const queryText = `SELECT '${"x".repeat(size - 9)}'`; // exactly `size` bytes
+    const err = (await client.createJob({ reportId: "big", queryId: "q", queryText }).then(() => undefined, (e) => e)) as { code: number; details: string } | undefined;
+    assert.is(err?.code, status.INVALID_ARGUMENT, `${size} bytes`);
+    assert.is(err!.details, `query_text: is ${size} bytes; at most 1048576 are accepted (CHJOB_MAX_QUERY_BYTES)`);
+  }
+  assert.is(await client.healthCheck(""), Serving.SERVING, "still serving");
+});
+
 test("an unknown job is NOT_FOUND", async ({ svc }) => {
   const err = await svc.client().getJob("00000000-0000-4000-8000-000000000000").catch((e) => e);
   assert.is(err.code, status.NOT_FOUND);

@@ -440,6 +440,77 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     assert.equal(await mustGet(store, first.id), old[0], "release does not write a new state");
   });
 
+  test("reusable: DONE jobs of the same query hash, kind and target within the age, newest first; never the asking job", async (ctx) => {
+    const store = await ctx.open();
+    const finish = async (over: Partial<NewJobRecord>) => {
+      const job = created(await store.create(rec(over), 100));
+      const [running] = await store.claim(claimOpts("r1", { max: 1 }));
+      assert.is(running?.id, job.id);
+      const reading = await store.write(job.id, running!.version, { status: JobStatus.READING_RESULTS });
+      return store.write(job.id, reading.version, { status: JobStatus.DONE, resultUri: `s3://b/${job.id}.csv`, resultSize: 7, totalRows: 3 }, { release: true });
+    };
+    const older = await finish({ queryHash: "same", reportId: "reuse-1" });
+    const newer = await finish({ queryHash: "same", reportId: "reuse-2" });
+    await finish({ queryHash: "other" });
+    await finish({ queryHash: "same", target: "another ClickHouse" });
+    await finish({ queryHash: "same", kind: { ...DEFAULT_KIND, compression: DEFAULT_KIND.compression + 1 } as typeof DEFAULT_KIND });
+    const asking = created(await store.create(rec({ queryHash: "same" }), 100));
+    const found = await store.reusable({ queryHash: "same", kind: DEFAULT_KIND, target: "test target", maxAgeMs: 60_000, forJob: asking.id });
+    assert.equal(found.map((j) => j.id), [newer.id, older.id]);
+    assert.is(found[0]!.totalRows, 3);
+    assert.equal(await store.reusable({ queryHash: "same", kind: DEFAULT_KIND, target: "test target", maxAgeMs: 60_000, forJob: newer.id }).then((j) => j.map((x) => x.id)), [older.id], "never the asking job");
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(await store.reusable({ queryHash: "same", kind: DEFAULT_KIND, target: "test target", maxAgeMs: 10, forJob: asking.id }), [], "older than the age");
+  });
+
+  test("statesBetween: the status changes and new attempts between two versions, in order, as whole jobs", async (ctx) => {
+    const store = await ctx.open();
+    const job = created(await store.create(rec(), 100));
+    const [running] = await store.claim(claimOpts("r1"));
+    const p1 = await store.write(job.id, running!.version, { progress: { rowsRead: 5, bytesRead: 50, totalRowsToRead: 10, elapsedMs: 1 } });
+    const reading = await store.write(job.id, p1.version, { status: JobStatus.READING_RESULTS });
+    const done = await store.write(job.id, reading.version, { status: JobStatus.DONE, resultUri: "s3://b/k", resultSize: 1 }, { release: true });
+    const between = await store.statesBetween(job.id, job.version, done.version);
+    assert.equal(between.map((s) => [s.version, s.status]), [[running!.version, JobStatus.RUNNING], [reading.version, JobStatus.READING_RESULTS]], "progress-only versions are not kept");
+    assert.is(between[1]!.queryText, job.queryText);
+    assert.is(between[0]!.replica, "r1");
+    assert.is(between[0]!.attempt, 1);
+    assert.equal(await store.statesBetween(job.id, done.version, done.version + 5), []);
+  });
+
+  test("heartbeat and liveReplicas: others seen within the window and not stopping", async (ctx) => {
+    const store = await ctx.open();
+    await store.heartbeat("r1", false);
+    await store.heartbeat("r2", false);
+    await store.heartbeat("r3", true);
+    assert.equal(await store.liveReplicas("r1", 60_000), ["r2"]);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(await store.liveReplicas("r1", 10), [], "not seen within 10 ms");
+  });
+
+  concurrent("follow: another store's write of a followed job reaches this store's changes (NOTIFY); the queue wakes", async (ctx) => {
+    const [a, b] = [await ctx.open(), await ctx.open()];
+    const job = created(await a.create(rec(), 100));
+    const seen: JobSnapshot[] = [];
+    let queueWakes = 0;
+    const subs = [b.changes.subscribe((s) => seen.push(s)), b.queueChanged.subscribe(() => queueWakes++)];
+    const unfollow = b.follow(job.id);
+    try {
+      const [running] = await a.claim(claimOpts("r1"));
+      await a.write(job.id, running!.version, { status: JobStatus.READING_RESULTS });
+      const until = Date.now() + 5000;
+      while (!seen.some((s) => s.status === JobStatus.READING_RESULTS) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(seen.some((s) => s.id === job.id && s.status === JobStatus.READING_RESULTS), `b saw ${seen.map((s) => JobStatus[s.status])}`);
+      created(await a.create(rec(), 100));
+      const until2 = Date.now() + 5000;
+      while (queueWakes === 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(queueWakes > 0, "a new job wakes the other store's queue listeners");
+    } finally {
+      unfollow();
+      subs.forEach((s) => s.unsubscribe());
+    }
+  });
+
   test("queue bound: the (N+1)th waiting job is refused as queue-full and nothing is stored", async (ctx) => {
     const store = await ctx.open();
     const kept = [];

@@ -4,12 +4,12 @@ import { readFileSync } from "node:fs";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Option, type Command } from "commander";
 import { JobClient } from "../client.js";
+import { DEFAULT_GRPC_ADDRESS } from "../config/defaults.js";
 import { loadEnv, type Env } from "../config/index.js";
 
 /** Exit codes of the client commands (README "The chjob command"). */
 export const EXIT = { DONE: 0, FAILED: 1, CANCELLED: 2, USAGE: 3, INTERRUPTED: 130 } as const;
 
-export const DEFAULT_ADDRESS = "127.0.0.1:50051";
 /** How long the service gets to answer the first call before the command gives up. */
 export const CONNECT_TIMEOUT_MS = 3000;
 /** Deadline of unary calls once connected. */
@@ -43,7 +43,7 @@ export interface ConnectionOptions {
 
 /** --address, --token (unless `token` is false: `chjob health` needs none), --tls and --ca. */
 export function addConnectionOptions(cmd: Command, { token = true } = {}): Command {
-  cmd.addOption(new Option("--address <host:port>", `the service's address (default: CHJOB_GRPC_ADDRESS, else ${DEFAULT_ADDRESS})`));
+  cmd.addOption(new Option("--address <host:port>", `the service's address (default: CHJOB_GRPC_ADDRESS, else ${DEFAULT_GRPC_ADDRESS})`));
   if (token) cmd.addOption(new Option("--token <token>", "bearer token, when the service has CHJOB_AUTH_TOKEN (default: CHJOB_AUTH_TOKEN)"));
   return cmd
     .addOption(new Option("--tls", "connect with TLS (the service has CHJOB_TLS_CERT/CHJOB_TLS_KEY)"))
@@ -72,7 +72,7 @@ export function dialAddress(address: string): string {
 /** Builds the client from the options and checks that the service answers (within CONNECT_TIMEOUT_MS). */
 export async function connect(opts: ConnectionOptions): Promise<Target> {
   const env = environment();
-  const address = dialAddress(opts.address ?? (env.CHJOB_GRPC_ADDRESS?.trim() || DEFAULT_ADDRESS));
+  const address = dialAddress(opts.address ?? (env.CHJOB_GRPC_ADDRESS?.trim() || DEFAULT_GRPC_ADDRESS));
   const token = opts.token ?? (env.CHJOB_AUTH_TOKEN?.trim() || undefined);
   let tls: boolean | Buffer = Boolean(opts.tls);
   if (opts.ca !== undefined) {

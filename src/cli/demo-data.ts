@@ -1,5 +1,6 @@
 // `chjob demo-data`: (re)creates the demo table `uk_price_paid` in the ClickHouse of
 // DEKART_CLICKHOUSE_DATA_CONNECTION (or in the embedded chDB when it is unset).
+import { DEFAULT_DEMO_ROWS } from "../config/defaults.js";
 import { loadEnv, parseConfig, secretsOf } from "../config/index.js";
 import { openEngine } from "../clickhouse/open.js";
 import { describeClickHouseError } from "../clickhouse/engine.js";
@@ -7,8 +8,6 @@ import { createRedactor } from "../redact.js";
 import { DEMO_TABLE, demoTableSql } from "../demo/uk-price-paid.js";
 import { CliError, EXIT } from "./connection.js";
 import { formatCount, formatDuration } from "./format.js";
-
-export const DEFAULT_DEMO_ROWS = 1_000_000;
 
 export async function demoDataCommand(opts: { rows?: string }): Promise<number> {
   const rows = opts.rows === undefined ? DEFAULT_DEMO_ROWS : Number(opts.rows.replace(/_/g, ""));

@@ -2,14 +2,13 @@
 // one-line progress, the final summary and the job table. Pure functions.
 import { toJson } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { JobSchema, JobStatus, type Job } from "../../gen/chjob/v1/job_service_pb.js";
+import { Compression, Format, JobSchema, JobStatus, type Job } from "../../gen/chjob/v1/job_service_pb.js";
 
 /** `DONE`, `READING_RESULTS`, … (the enum name without `JOB_STATUS_`). */
 export function statusName(status: JobStatus): string {
   return JobStatus[status] ?? `STATUS_${status}`;
 }
 
-export const TERMINAL = new Set([JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED]);
 
 /** The job as protobuf JSON (camelCase names, int64 as strings, enum names), every field present. */
 export function jobJson(job: Job): string {
@@ -80,6 +79,19 @@ export function fractionDone(job: Job): number | undefined {
 
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
+/** `████████░░░░░░░░░░░░ 43%` */
+function bar(fraction: number, cells = 20): string {
+  const f = Math.min(1, Math.max(0, fraction));
+  const full = Math.floor(f * cells);
+  return `${"█".repeat(full)}${"░".repeat(cells - full)} ${Math.floor(f * 100)}%`;
+}
+
+/** Cuts a line to the terminal's width: a wider one wraps, and `\r` would then redraw only its last part. */
+function fit(line: string, width: number): string {
+  const chars = [...line];
+  return chars.length >= width ? chars.slice(0, Math.max(1, width - 2)).join("") + "…" : line;
+}
+
 /** 717994593 → "718.0M" (the live line is narrow). */
 export function formatCompact(n: bigint | number): string {
   const v = Number(n);
@@ -93,17 +105,35 @@ export function formatCompact(n: bigint | number): string {
 export function liveLine(job: Job, elapsedMs: number, tick: number, width: number): string {
   const parts = [`${SPINNER[tick % SPINNER.length]} ${statusName(job.status)}`, formatDuration(elapsedMs)];
   const fraction = job.status === JobStatus.RUNNING ? fractionDone(job) : undefined;
-  if (fraction !== undefined) {
-    const cells = 20;
-    const full = Math.floor(fraction * cells);
-    parts.push(`${"█".repeat(full)}${"░".repeat(cells - full)} ${Math.floor(fraction * 100)}%`);
-  }
+  if (fraction !== undefined) parts.push(bar(fraction));
   const p = job.progress;
   if (p && (p.rowsRead > 0n || p.bytesRead > 0n)) parts.push(`${formatCompact(p.rowsRead)} rows, ${formatBytes(p.bytesRead)} read`);
-  const line = parts.join("  ");
-  // A line wider than the terminal wraps, and `\r` would then redraw only its last part.
-  const chars = [...line];
-  return chars.length >= width ? chars.slice(0, Math.max(1, width - 2)).join("") + "…" : line;
+  return fit(parts.join("  "), width);
+}
+
+/** The live line of `chjob fetch` on a terminal: spinner, elapsed, bar (when the size is known), bytes and rate. */
+export function downloadLine(received: number, total: number | undefined, elapsedMs: number, tick: number, width: number): string {
+  const parts = [`${SPINNER[tick % SPINNER.length]} fetching`, formatDuration(elapsedMs)];
+  if (total !== undefined && total > 0) parts.push(bar(received / total), `${formatBytes(received)} of ${formatBytes(total)}`);
+  else parts.push(formatBytes(received));
+  if (elapsedMs >= 500) parts.push(`${formatBytes(Math.round((received * 1000) / elapsedMs))}/s`);
+  return fit(parts.join("  "), width);
+}
+
+const FORMAT_NAMES: Partial<Record<Format, string>> = {
+  [Format.CSV_WITH_NAMES]: "CSVWithNames",
+  [Format.PARQUET]: "Parquet",
+  [Format.JSON_EACH_ROW]: "JSONEachRow",
+  [Format.ARROW]: "Arrow",
+  [Format.TSV_WITH_NAMES]: "TSVWithNames",
+};
+
+/** "Parquet", "CSVWithNames, gzip"; undefined from a service that predates formats. */
+export function resultFormat(job: Job): string | undefined {
+  const name = FORMAT_NAMES[job.format];
+  if (name === undefined) return undefined;
+  const compression = job.compression === Compression.GZIP ? "gzip" : job.compression === Compression.ZSTD ? "zstd" : undefined;
+  return compression ? `${name}, ${compression}` : name;
 }
 
 /** One line per status change (not a terminal). */
@@ -136,9 +166,13 @@ export function summaryLines(job: Job): string[] {
   const rows: Array<[string, string]> = [];
   if (job.status === JobStatus.DONE) {
     rows.push(["result_uri", job.resultUri]);
+    if (job.resultUrl) rows.push(["result_url", job.resultUrl]);
+    const format = resultFormat(job);
+    if (format) rows.push(["format", format]);
     rows.push(["size", `${formatBytes(job.resultSize)} (${formatCount(job.resultSize)} bytes)`]);
     rows.push(["rows", job.totalRows === undefined ? NOT_MEASURED : formatCount(job.totalRows)]);
     rows.push(["read", job.bytesProcessed === undefined ? NOT_MEASURED : formatBytes(job.bytesProcessed)]);
+    if (job.reusedFrom) rows.push(["reused_from", `${job.reusedFrom} (its result copied; the query did not run)`]);
   }
   rows.push(["duration", formatDuration(jobDurationMs(job))]);
   return aligned(rows);
@@ -158,8 +192,13 @@ export function detailLines(job: Job): string[] {
     ["duration", formatDuration(jobDurationMs(job))],
   ];
   if (job.error) rows.push(["error", oneLine(job.error)]);
+  const format = resultFormat(job);
+  if (format) rows.push(["format", format]);
+  if (job.contentType) rows.push(["content_type", job.contentType]);
   if (job.exportUri) rows.push(["export_uri", job.exportUri]);
   if (job.resultUri) rows.push(["result_uri", job.resultUri]);
+  if (job.resultUrl) rows.push(["result_url", job.resultUrl]);
+  if (job.reusedFrom) rows.push(["reused_from", job.reusedFrom]);
   if (job.status === JobStatus.DONE) {
     rows.push(["result_size", `${formatBytes(job.resultSize)} (${formatCount(job.resultSize)} bytes)`]);
     rows.push(["total_rows", job.totalRows === undefined ? NOT_MEASURED : formatCount(job.totalRows)]);

@@ -12,8 +12,9 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as Serving,
 } from "../../gen/grpc/health/v1/health_pb.js";
+import { DEFAULT_GRPC_ADDRESS } from "../config/defaults.js";
 import { parseDuration } from "../durations.js";
-import { CliError, type ConnectionOptions, DEFAULT_ADDRESS, dialAddress, environment, reason } from "./connection.js";
+import { CliError, type ConnectionOptions, dialAddress, environment, reason } from "./connection.js";
 
 export const HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check";
 export const DEFAULT_HEALTH_TIMEOUT = "2s";
@@ -63,7 +64,7 @@ export async function healthCommand(opts: HealthOptions): Promise<number> {
   const timeoutMs = parseDuration(timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) throw new CliError(`--timeout: "${timeout}" is not a duration such as 2s or 500ms`);
   const env = environment();
-  const address = dialAddress(opts.address ?? (env.CHJOB_GRPC_ADDRESS?.trim() || DEFAULT_ADDRESS));
+  const address = dialAddress(opts.address ?? (env.CHJOB_GRPC_ADDRESS?.trim() || DEFAULT_GRPC_ADDRESS));
   const service = opts.service ?? "";
   const client = new grpc.Client(address, credentials(opts, env.CHJOB_TLS_CERT?.trim() || undefined));
   try {

@@ -1,8 +1,10 @@
 // The client commands: run, watch, get, cancel, list.
 import { randomBytes } from "node:crypto";
-import { JobStatus, type Job } from "../../gen/chjob/v1/job_service_pb.js";
+import { Compression, Format, JobStatus, type Job } from "../../gen/chjob/v1/job_service_pb.js";
+import { parseDuration } from "../durations.js";
 import { CALL_TIMEOUT_MS, call, callError, CliError, connect, EXIT, type ConnectionOptions, type Target } from "./connection.js";
-import { detailLines, jobJson, jobTable, liveLine, ms, oneLine, statusLine, statusName, summaryLines, TERMINAL } from "./format.js";
+import { detailLines, jobJson, jobTable, liveLine, ms, oneLine, statusLine, statusName, summaryLines } from "./format.js";
+import { isTerminal } from "../jobs/job.js";
 
 export interface OutputOptions {
   json?: boolean;
@@ -185,12 +187,12 @@ async function follow(target: Target, jobId: string, view: Renderer, opts: Follo
         fallback = setTimeout(() => {
           if (settled) return;
           view.stop();
-          if (cancelled && TERMINAL.has(cancelled.status)) {
+          if (cancelled && isTerminal(cancelled.status)) {
             view.update(cancelled);
             view.finish(cancelled);
           }
           stream.cancel();
-          resolveAbort(cancelled && TERMINAL.has(cancelled.status) ? exitCodeOf(cancelled) : EXIT.USAGE);
+          resolveAbort(cancelled && isTerminal(cancelled.status) ? exitCodeOf(cancelled) : EXIT.USAGE);
         }, 5000);
       },
       (e: unknown) => {
@@ -217,7 +219,7 @@ async function follow(target: Target, jobId: string, view: Renderer, opts: Follo
       throw error;
     }
     view.stop();
-    if (!last || !TERMINAL.has(last.status)) {
+    if (!last || !isTerminal(last.status)) {
       throw new CliError(`the watch of job ${jobId} ended before the job did${last ? ` (last seen ${statusName(last.status)})` : ""}`);
     }
     view.finish(last);
@@ -239,9 +241,57 @@ async function follow(target: Target, jobId: string, view: Renderer, opts: Follo
 export interface RunOptions extends ConnectionOptions, OutputOptions {
   report?: string;
   query?: string;
+  format?: string;
+  gzip?: boolean;
+  zstd?: boolean;
+  reuse?: string;
+  maxRowsToRead?: string;
+  maxBytesToRead?: string;
+  maxResultBytes?: string;
+  timeout?: string;
+}
+
+/** `--format` values: the file extensions of the formats. */
+export const FORMAT_CHOICES: Record<string, Format> = {
+  csv: Format.CSV_WITH_NAMES,
+  parquet: Format.PARQUET,
+  jsonl: Format.JSON_EACH_ROW,
+  arrow: Format.ARROW,
+  tsv: Format.TSV_WITH_NAMES,
+};
+
+/** A Go-style duration flag (`90s`, `1h30m`) as a protobuf Duration. */
+function durationFlag(flag: string, text: string | undefined): { seconds: bigint; nanos: number } | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new CliError(`${flag}: ${JSON.stringify(text)} is not a duration; use e.g. 90s, 30m or 1h30m`);
+  if (ms <= 0) throw new CliError(`${flag}: must be longer than 0; use e.g. 90s, 30m or 1h30m`);
+  const whole = Math.floor(ms / 1000);
+  return { seconds: BigInt(whole), nanos: Math.round((ms - whole * 1000) * 1e6) };
+}
+
+/** A whole-number flag (≥ 1) as an int64. */
+function countFlag(flag: string, text: string | undefined): bigint | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || BigInt(text) < 1n) throw new CliError(`${flag}: ${JSON.stringify(text)} is not a whole number ≥ 1`);
+  return BigInt(text);
+}
+
+/** The result and limit fields of CreateJob from run's flags (usage errors before anything is sent). */
+function resultRequest(opts: RunOptions) {
+  return {
+    format: opts.format === undefined ? Format.UNSPECIFIED : FORMAT_CHOICES[opts.format]!,
+    compression: opts.gzip ? Compression.GZIP : opts.zstd ? Compression.ZSTD : Compression.UNSPECIFIED,
+    reuseMaxAge: durationFlag("--reuse", opts.reuse),
+    maxRowsToRead: countFlag("--max-rows-to-read", opts.maxRowsToRead),
+    maxBytesToRead: countFlag("--max-bytes-to-read", opts.maxBytesToRead),
+    maxResultBytes: countFlag("--max-result-bytes", opts.maxResultBytes),
+    timeout: durationFlag("--timeout", opts.timeout),
+  };
 }
 
 export async function runCommand(sqlParts: string[], opts: RunOptions): Promise<number> {
+  const result = resultRequest(opts);
   let sql = sqlParts.join(" ");
   if (sql === "-") sql = await readStdin();
   if (sql.trim() === "") throw new CliError("no query: give the SQL as an argument (quoted), or `-` to read it from stdin");
@@ -249,7 +299,7 @@ export async function runCommand(sqlParts: string[], opts: RunOptions): Promise<
   const queryId = checkId("--query", opts.query ?? generatedQueryId());
   const target = await connect(opts);
   try {
-    const created = await call(target, (c) => c.createJob({ reportId, queryId, queryText: sql }, CALL_TIMEOUT_MS));
+    const created = await call(target, (c) => c.createJob({ reportId, queryId, queryText: sql, ...result }, CALL_TIMEOUT_MS));
     const view = renderer(opts);
     if (!opts.json) out(`job ${created.id} created (report ${created.reportId}, query ${created.queryId}); follow it elsewhere with: npx chjob watch ${created.id}`);
     return await follow(target, created.id, view, { cancelOnInterrupt: true });
@@ -287,7 +337,7 @@ export async function cancelCommand(jobId: string, opts: ConnectionOptions & Out
     const before = await call(target, (c) => c.getJob(jobId, CALL_TIMEOUT_MS));
     const job = await call(target, (c) => c.cancelJob(jobId, CALL_TIMEOUT_MS));
     if (opts.json) out(jobJson(job));
-    else if (TERMINAL.has(before.status)) out(`job ${job.id} had already finished (${statusName(job.status)}); nothing to cancel`);
+    else if (isTerminal(before.status)) out(`job ${job.id} had already finished (${statusName(job.status)}); nothing to cancel`);
     else out(statusLine(job));
     return EXIT.DONE;
   } finally {

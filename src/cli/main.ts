@@ -3,9 +3,11 @@
 // commands: 0 DONE (or the call succeeded), 1 the job FAILED, 2 it was CANCELLED,
 // 3 usage, connection or gRPC errors, 130 Ctrl-C while only watching.
 import { Command, CommanderError, Option } from "commander";
+import { DEFAULT_DEMO_ROWS } from "../config/defaults.js";
 import { addConnectionOptions, CliError, EXIT } from "./connection.js";
+import { fetchCommand } from "./fetch.js";
 import { DEFAULT_HEALTH_TIMEOUT, type HealthOptions, healthCommand } from "./health.js";
-import { cancelCommand, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
+import { cancelCommand, FORMAT_CHOICES, getCommand, listCommand, runCommand, watchCommand } from "./jobs.js";
 
 const program = new Command()
   .name("chjob")
@@ -60,6 +62,14 @@ addConnectionOptions(
     .argument("<sql...>", 'the query, best in quotes ("SELECT …"); `-` reads it from stdin')
     .option("--report <id>", "report_id of the job (A-Z a-z 0-9 _ -)", "cli")
     .option("--query <id>", "query_id of the job (default: q- and a random suffix)")
+    .addOption(new Option("--format <format>", "format of the result file (default: csv, ClickHouse's CSVWithNames)").choices(Object.keys(FORMAT_CHOICES)))
+    .addOption(new Option("--gzip", "compress the result file with gzip (.gz; not with parquet)").conflicts("zstd"))
+    .addOption(new Option("--zstd", "compress the result file with Zstandard (.zst; not with parquet)"))
+    .option("--reuse <duration>", "copy the result of the same query DONE within this long (e.g. 1h) instead of running it again")
+    .option("--max-rows-to-read <n>", "ClickHouse's max_rows_to_read for this job (at most the service's)")
+    .option("--max-bytes-to-read <n>", "ClickHouse's max_bytes_to_read for this job (at most the service's)")
+    .option("--max-result-bytes <n>", "fail the job when its result file passes this many bytes (at most the service's)")
+    .option("--timeout <duration>", "how long the job may run, e.g. 5m (at most the service's CHJOB_JOB_TIMEOUT)")
     .addOption(jsonOption()),
 ).action(action((sql: string[], opts) => runCommand(sql, opts)));
 
@@ -98,6 +108,15 @@ addConnectionOptions(
 
 addConnectionOptions(
   program
+    .command("fetch")
+    .description("download a DONE job's result through its result_url (the service needs CHJOB_PRESIGN_TTL)")
+    .argument("<id>", "job id")
+    .option("-o, --output <file>", "where to write it (default: <job id>.<ext> in the current directory; - for stdout)")
+    .option("--force", "overwrite the file if it exists"),
+).action(action((id: string, opts) => fetchCommand(id, opts)));
+
+addConnectionOptions(
+  program
     .command("health")
     .description("ask the service's grpc.health.v1 Check (no token needed); exit 0 only when it answers SERVING, else 1")
     .option("--service <name>", "the service to ask about: the whole server (default) or chjob.v1.JobService")
@@ -108,7 +127,7 @@ addConnectionOptions(
 program
   .command("demo-data")
   .description("(re)create the demo table uk_price_paid in the ClickHouse of DEKART_CLICKHOUSE_DATA_CONNECTION (embedded chDB when unset)")
-  .option("--rows <n>", "number of synthetic rows", "1000000")
+  .option("--rows <n>", "number of synthetic rows", String(DEFAULT_DEMO_ROWS))
   .action(action(async (opts: { rows?: string }) => (await import("./demo-data.js")).demoDataCommand(opts)));
 
 for (const command of program.commands) command.showHelpAfterError(`chjob: \`chjob ${command.name()} --help\` lists its options`);

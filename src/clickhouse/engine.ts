@@ -41,8 +41,6 @@ export interface ProcessSample {
 export interface ClickHouseEngine {
   /** For logs: where ClickHouse is, with no credentials. */
   readonly description: string;
-  /** Whether figures come from the server's HTTP summary (true) or from chDB's counters and progress samples (false). */
-  readonly exactSummary: boolean;
   ping(): Promise<void>;
   /** Runs the export statement to completion; rejects with the engine's error. */
   runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportEnded>;
@@ -83,6 +81,7 @@ export const byExportUrl: ProcessMatcher = {
 
 export interface ClientEngineOptions {
   description: string;
+  /** Whether an export's figures come from the server's X-ClickHouse-Summary (true) or from chDB's counters (false). */
   exactSummary: boolean;
   /** Clients that run exports; one is taken per export and given back after. */
   exportClients: ClickHouseClient[];
@@ -99,13 +98,11 @@ export interface ClientEngineOptions {
 
 export class ClientEngine implements ClickHouseEngine {
   readonly description: string;
-  readonly exactSummary: boolean;
   private readonly idle: ClickHouseClient[];
   private readonly waiting: Array<(client: ClickHouseClient) => void> = [];
 
   constructor(private readonly opts: ClientEngineOptions) {
     this.description = opts.description;
-    this.exactSummary = opts.exactSummary;
     this.idle = [...opts.exportClients];
   }
 
@@ -121,13 +118,13 @@ export class ClientEngine implements ClickHouseEngine {
     const epoch = ++this.exportsStarted;
     this.running++;
     try {
-      const before = this.exactSummary || !alone ? undefined : await this.countersBefore(epoch);
+      const before = this.opts.exactSummary || !alone ? undefined : await this.countersBefore(epoch);
       const { summary } = await client.command({
         query: sql,
         query_id: ref.jobId,
         clickhouse_settings: { ...this.opts.exportSettings, ...settings },
       });
-      if (this.exactSummary) {
+      if (this.opts.exactSummary) {
         // Current servers send X-ClickHouse-Summary; old ones (18.x) send none.
         const writtenRows = Number(summary?.written_rows ?? NaN);
         const readBytes = Number(summary?.read_bytes ?? NaN);
@@ -277,4 +274,3 @@ export function clickHouseCode(err: unknown): number | undefined {
   return serverError(err)?.code;
 }
 
-export const QUERY_WAS_CANCELLED = 394;

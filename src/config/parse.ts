@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import type { DsnTarget } from "../clickhouse/dsn.js";
+import { EMBEDDED_ACCESS_KEY_ID, EMBEDDED_OUTPUT_LOCATION, EMBEDDED_SECRET_ACCESS_KEY, EMBEDDED_STORAGE_BUCKET } from "./defaults.js";
 import type { Env } from "./env.js";
 import { parseS3Location, type EndpointText, type ParseContext } from "./parsers.js";
 import type { ClickHouseTarget, Config, S3Location, S3Settings, StoreTarget } from "./types.js";
@@ -13,11 +14,7 @@ import { readVariables, VARIABLE_LIST, type Reading, type VariableName } from ".
 
 export type ConfigResult = { config: Config } | { errors: string[] };
 
-/** Documented credentials of the embedded S3 server when the user gives none. */
-export const EMBEDDED_ACCESS_KEY_ID = "chjob";
-export const EMBEDDED_SECRET_ACCESS_KEY = "chjob-local-secret";
-export const EMBEDDED_OUTPUT_LOCATION = "dekart-dev-local/files";
-export const EMBEDDED_STORAGE_BUCKET = "dekart-dev-local";
+export { EMBEDDED_ACCESS_KEY_ID, EMBEDDED_OUTPUT_LOCATION, EMBEDDED_SECRET_ACCESS_KEY, EMBEDDED_STORAGE_BUCKET };
 
 /** Problems, each naming its variable; listed in the table's order of variables. */
 class Problems {
@@ -71,6 +68,10 @@ export function parseConfig(env: Env, opts: { cwd?: string; hostname?: string; p
         progressIntervalMs: v.CHJOB_PROGRESS_INTERVAL,
         limits: { maxRowsToRead: v.CHJOB_MAX_ROWS_TO_READ, maxBytesToRead: v.CHJOB_MAX_BYTES_TO_READ, maxResultBytes: v.CHJOB_MAX_RESULT_BYTES },
       },
+      presign:
+        v.CHJOB_PRESIGN_TTL === undefined
+          ? undefined
+          : { ttlMs: v.CHJOB_PRESIGN_TTL, publicEndpoint: v.CHJOB_PUBLIC_S3_ENDPOINT && normaliseEndpoint(v.CHJOB_PUBLIC_S3_ENDPOINT, v.AWS_INSECURE) },
       shutdownGraceMs: v.CHJOB_SHUTDOWN_GRACE,
       healthIntervalMs: v.CHJOB_HEALTH_INTERVAL,
       logLevel: v.CHJOB_LOG_LEVEL,

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import { isIPv6 } from "node:net";
 import * as path from "node:path";
+import { splitHostPort } from "../address.js";
 import { parseBool } from "../clickhouse/dsn.js";
 import { parseDuration } from "../durations.js";
 import type { LogLevel, S3Location } from "./types.js";
@@ -98,21 +99,6 @@ export const token: Parser<string> = (value) =>
 
 const HOSTNAME = /^[A-Za-z0-9._-]+$/;
 const IPV6 = /^\[[0-9A-Fa-f:.]+\]$/;
-
-/** Splits `host:port` / `[v6]:port`; undefined when malformed. */
-function splitHostPort(value: string): { host: string; port: string | undefined } | undefined {
-  if (value.startsWith("[")) {
-    const close = value.indexOf("]");
-    if (close < 0) return undefined;
-    const after = value.slice(close + 1);
-    if (after === "") return { host: value.slice(0, close + 1), port: undefined };
-    if (!after.startsWith(":")) return undefined;
-    return { host: value.slice(0, close + 1), port: after.slice(1) };
-  }
-  const parts = value.split(":");
-  if (parts.length > 2) return undefined; // a bare IPv6 address needs brackets
-  return { host: parts[0]!, port: parts[1] };
-}
 
 export function validHost(host: string): boolean {
   return host !== "" && (HOSTNAME.test(host) || IPV6.test(host));

@@ -100,6 +100,11 @@ export interface Config {
     /** Service-wide limits of every job (CHJOB_MAX_ROWS_TO_READ, …); a request may lower them. */
     limits: ServiceLimits;
   };
+  /**
+   * result_url (CHJOB_PRESIGN_TTL): presigned GETs of DONE jobs' result objects, valid `ttlMs`;
+   * undefined: no URL.
+   */
+  presign: { ttlMs: number; /** CHJOB_PUBLIC_S3_ENDPOINT, normalised; undefined: the service's own S3 endpoint. */ publicEndpoint: string | undefined } | undefined;
   shutdownGraceMs: number;
   /** How often ClickHouse and the buckets are re-checked for the health service. */
   healthIntervalMs: number;

@@ -7,7 +7,16 @@
 // ./parse.ts.
 
 import { parseDsnText, type DsnTarget } from "../clickhouse/dsn.js";
-import { S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
+import { DEFAULT_COPY_PART_SIZE, S3_MAX_COPY_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
+import {
+  DEFAULT_DEMO_ROWS,
+  DEFAULT_EMBEDDED_S3_ADDRESS,
+  DEFAULT_GRPC_ADDRESS,
+  EMBEDDED_ACCESS_KEY_ID,
+  EMBEDDED_OUTPUT_LOCATION,
+  EMBEDDED_SECRET_ACCESS_KEY,
+  EMBEDDED_STORAGE_BUCKET,
+} from "./defaults.js";
 import * as p from "./parsers.js";
 import { Problem, type ParseContext, type Parser } from "./parsers.js";
 
@@ -17,7 +26,7 @@ export const GROUPS = {
   service: "The service",
   jobs: "Jobs",
   store: "Job store",
-  tuning: "Tuning, beyond the contract's table (and for tests)",
+  tuning: "Tuning (rarely changed; tests use them too)",
 } as const;
 
 export type Group = keyof typeof GROUPS;
@@ -36,11 +45,24 @@ export interface Variable<T = unknown> {
   parse?: Parser<T>;
 }
 
-const FIVE_GIB = 5 * 1024 ** 3;
-
 const dsn: Parser<DsnTarget> = (text) => {
   const r = parseDsnText(text);
   return "error" in r ? new Problem(r.error) : r.target;
+};
+
+/** A per-job limit: a whole number ≥ 1 (no default to suggest, so an example). */
+const limit: Parser<number> = (text, ctx) => p.integer(1)(text, ctx, "1000000000");
+
+/** SigV4's longest presigned URL: 7 days (X-Amz-Expires 604800). */
+export const MAX_PRESIGN_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** CHJOB_PRESIGN_TTL: whole seconds (X-Amz-Expires counts seconds), 1s to 7 days. */
+const presignTtl: Parser<number> = (text, ctx, fallback) => {
+  const ms = p.duration({ allowZero: false })(text, ctx, fallback ?? "15m");
+  if (ms instanceof Problem) return ms;
+  if (ms < 1000 || ms % 1000 !== 0) return new Problem(`${JSON.stringify(text)} is not a whole number of seconds (a presigned URL's lifetime counts seconds); use e.g. 15m, 1h or 90s`);
+  if (ms > MAX_PRESIGN_TTL_MS) return new Problem(`${JSON.stringify(text)} is longer than 7 days (168h), the longest a SigV4 presigned URL is valid; use at most 168h`);
+  return ms;
 };
 
 export const VARIABLES = {
@@ -61,7 +83,7 @@ export const VARIABLES = {
   DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: {
     group: "source",
     help: "where ClickHouse writes each export: `bucket[/prefix]`, `s3://` optional",
-    shownDefault: "embedded: `dekart-dev-local/files`; else required",
+    shownDefault: `embedded: \`${EMBEDDED_OUTPUT_LOCATION}\`; else required`,
     parse: p.s3Location,
   },
   AWS_ENDPOINT: {
@@ -79,13 +101,13 @@ export const VARIABLES = {
   AWS_ACCESS_KEY_ID: {
     group: "source",
     help: "S3 access key id: ClickHouse writes with it, chjob copies with it",
-    shownDefault: "required with `AWS_ENDPOINT`; embedded: `chjob`",
+    shownDefault: `required with \`AWS_ENDPOINT\`; embedded: \`${EMBEDDED_ACCESS_KEY_ID}\``,
     parse: p.text,
   },
   AWS_SECRET_ACCESS_KEY: {
     group: "source",
     help: "S3 secret access key, used the same way",
-    shownDefault: "required with `AWS_ENDPOINT`; embedded: `chjob-local-secret`",
+    shownDefault: `required with \`AWS_ENDPOINT\`; embedded: \`${EMBEDDED_SECRET_ACCESS_KEY}\``,
     secret: true,
     parse: p.text,
   },
@@ -110,7 +132,7 @@ export const VARIABLES = {
   DEKART_CLOUD_STORAGE_BUCKET: {
     group: "source",
     help: "bucket of the result objects",
-    shownDefault: "embedded: `dekart-dev-local`; else required",
+    shownDefault: `embedded: \`${EMBEDDED_STORAGE_BUCKET}\`; else required`,
     parse: p.bucket,
   },
 
@@ -118,7 +140,7 @@ export const VARIABLES = {
   CHJOB_GRPC_ADDRESS: {
     group: "service",
     help: "listen address (`host:port`, port 0 picks one)",
-    default: "127.0.0.1:50051",
+    default: DEFAULT_GRPC_ADDRESS,
     parse: p.listenAddress,
   },
   CHJOB_AUTH_TOKEN: {
@@ -146,7 +168,7 @@ export const VARIABLES = {
   CHJOB_EMBEDDED_S3_ADDRESS: {
     group: "service",
     help: "where the embedded S3 server listens",
-    default: "127.0.0.1:4566",
+    default: DEFAULT_EMBEDDED_S3_ADDRESS,
     parse: p.listenAddress,
   },
   CHJOB_LOG_LEVEL: {
@@ -158,7 +180,7 @@ export const VARIABLES = {
   CHJOB_DEMO_ROWS: {
     group: "service",
     help: "rows of the demo table `uk_price_paid` made at an embedded start (0: none)",
-    default: "1000000",
+    default: String(DEFAULT_DEMO_ROWS),
     parse: p.integer(0),
   },
 
@@ -203,19 +225,32 @@ export const VARIABLES = {
     group: "jobs",
     help: "ClickHouse's `max_rows_to_read` for every job; a request may lower it (`max_rows_to_read`), never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
   CHJOB_MAX_BYTES_TO_READ: {
     group: "jobs",
     help: "ClickHouse's `max_bytes_to_read` for every job; a request may lower it, never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
   },
   CHJOB_MAX_RESULT_BYTES: {
     group: "jobs",
-    help: "ClickHouse's `max_result_bytes` for every job; a request may lower it, never raise it",
+    help: "largest result of every job, in bytes: chjob fails a job whose export writes more (ClickHouse does not apply its own `max_result_bytes` to an INSERT); a request may lower it, never raise it",
     shownDefault: "unset: no limit",
-    parse: p.integer(1),
+    parse: limit,
+  },
+
+  CHJOB_PRESIGN_TTL: {
+    group: "jobs",
+    help: "how long the `result_url` of a DONE job (a presigned GET of its result object) stays valid, from when the message carrying it is made: whole seconds, `1s` to `168h` (7 days, SigV4's limit)",
+    shownDefault: "unset: no `result_url`",
+    parse: presignTtl,
+  },
+  CHJOB_PUBLIC_S3_ENDPOINT: {
+    group: "jobs",
+    help: "the S3 endpoint as clients reach it, for `result_url` (when it differs from the service's), written like `AWS_ENDPOINT`; used only with `CHJOB_PRESIGN_TTL`",
+    shownDefault: "`AWS_ENDPOINT`; embedded: the embedded S3 server",
+    parse: p.endpoint,
   },
 
   // --- Job store -------------------------------------------------------------------------------
@@ -299,15 +334,15 @@ export const VARIABLES = {
   CHJOB_MULTIPART_COPY_THRESHOLD: {
     group: "tuning",
     help: "results larger than this (bytes) are copied with multipart UploadPartCopy; at most 5 GiB, S3's CopyObject limit",
-    default: String(FIVE_GIB),
-    shownDefault: "`5368709120` (5 GiB)",
-    parse: p.integer(1, { value: FIVE_GIB, why: `5 GiB (${FIVE_GIB}), S3's limit for one CopyObject` }),
+    default: String(S3_MAX_COPY_OBJECT_SIZE),
+    shownDefault: `\`${S3_MAX_COPY_OBJECT_SIZE}\` (5 GiB)`,
+    parse: p.integer(1, { value: S3_MAX_COPY_OBJECT_SIZE, why: `5 GiB (${S3_MAX_COPY_OBJECT_SIZE}), S3's limit for one CopyObject` }),
   },
   CHJOB_MULTIPART_COPY_PART_SIZE: {
     group: "tuning",
     help: "part size of that copy (5 MiB – 5 GiB), raised for a result that would take more than S3's 10,000 parts ([how](#what-a-job-does))",
-    default: String(512 * 1024 ** 2),
-    shownDefault: "`536870912` (512 MiB)",
+    default: String(DEFAULT_COPY_PART_SIZE),
+    shownDefault: `\`${DEFAULT_COPY_PART_SIZE}\` (512 MiB)`,
     parse: (text, ctx, fallback) => {
       const n = p.integer(1, { value: S3_MAX_PART_SIZE, why: `5 GiB (${S3_MAX_PART_SIZE}), S3's limit for one part` })(text, ctx, fallback);
       if (typeof n === "number" && n < S3_MIN_PART_SIZE) return new Problem(`is below 5 MiB (${S3_MIN_PART_SIZE}), S3's smallest part; use at least ${S3_MIN_PART_SIZE}, e.g. ${fallback}`);
@@ -329,10 +364,10 @@ export const VARIABLE_LIST: ReadonlyArray<Variable & { name: VariableName }> = O
   ...(v as Variable),
 }));
 
-/** The contract's variables (every group but tuning). Tests check deployment files against it. */
+/** The variables a deployment sets (every group but tuning). Tests check deployment files against it. */
 export const CONFIG_VARIABLES: readonly string[] = VARIABLE_LIST.filter((v) => v.group !== "tuning").map((v) => v.name);
 
-/** Tuning variables beyond the contract's table (documented in the README). */
+/** Tuning variables, rarely changed (documented in the README's table too). */
 export const EXTRA_VARIABLES: readonly string[] = VARIABLE_LIST.filter((v) => v.group === "tuning").map((v) => v.name);
 
 // ---------------------------------------------------------------------------------------------

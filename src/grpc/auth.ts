@@ -1,6 +1,17 @@
-// Bearer-token check for JobService calls, compared in constant time.
+// CHJOB_AUTH_TOKEN as a server interceptor: a call to a protected method without
+// `authorization: Bearer <token>` ends UNAUTHENTICATED before it reaches its
+// handler (README, "Security"). Health and reflection stay open.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { status, type Metadata, type UntypedHandleCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { ServerInterceptingCall, ServerListenerBuilder, ResponderBuilder, status, type Metadata, type ServerInterceptor } from "@grpc/grpc-js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+
+/**
+ * Services callable without the token: probes and tools (grpcurl, buf curl) need them, and they
+ * reveal no job or data. Every other method, JobService's and any added later, needs the token.
+ */
+export const OPEN_SERVICES = [Health.typeName, "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
+const isOpen = (path: string) => OPEN_SERVICES.some((service) => path.startsWith(`/${service}/`));
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
@@ -17,15 +28,16 @@ const DENIED = {
   details: "missing or wrong token: send metadata `authorization: Bearer <CHJOB_AUTH_TOKEN>`",
 };
 
-/** Wraps every handler so that calls without the token get UNAUTHENTICATED. */
-export function requireToken<H extends object>(handlers: H, token: string): H {
-  const wrapped: UntypedServiceImplementation = {};
-  for (const [name, handler] of Object.entries(handlers as UntypedServiceImplementation)) {
-    wrapped[name] = ((call: { metadata: Metadata; emit(event: "error", e: unknown): void }, callback?: (e: unknown) => void) => {
-      if (authorized(call.metadata, token)) return (handler as (...a: unknown[]) => void)(call, callback);
-      if (callback) callback(DENIED);
-      else call.emit("error", DENIED); // a server stream's 'error' event becomes its status
-    }) as UntypedHandleCall;
-  }
-  return wrapped as H;
+/** Ends calls to protected methods that lack the token with UNAUTHENTICATED; their handlers never run. */
+export function requireToken(token: string): ServerInterceptor {
+  return (method, call) => {
+    if (isOpen(method.path)) return new ServerInterceptingCall(call);
+    const listener = new ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        if (authorized(metadata, token)) next(metadata);
+        else call.sendStatus({ ...DENIED, metadata: null });
+      })
+      .build();
+    return new ServerInterceptingCall(call, new ResponderBuilder().withStart((next) => next(listener)).build());
+  };
 }

@@ -4,7 +4,8 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { JobProgressSchema, JobSchema, type Job } from "../../gen/chjob/v1/job_service_pb.js";
 import type { JobSnapshot } from "../jobs/job.js";
 
-export function toProtoJob(s: JobSnapshot): Job {
+/** `resultUrl`: the presigned GET of a DONE job's result (handlers.ts signs it); "" for none. */
+export function toProtoJob(s: JobSnapshot, resultUrl = ""): Job {
   return create(JobSchema, {
     id: s.id,
     reportId: s.reportId,
@@ -32,5 +33,6 @@ export function toProtoJob(s: JobSnapshot): Job {
     compression: s.compression,
     contentType: s.contentType,
     reusedFrom: s.reusedFrom,
+    resultUrl,
   });
 }

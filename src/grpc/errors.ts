@@ -1,24 +1,27 @@
-// Domain errors to gRPC status codes, in one place.
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
+// Domain errors (src/errors.ts) to gRPC statuses: the one place that maps them.
+// The bridge (bridge.ts) answers every handler's thrown error with `toStatus`.
+import { status, type StatusObject } from "@grpc/grpc-js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnavailableError } from "../errors.js";
 
 const CODES: Array<[new (...args: never[]) => Error, status]> = [
   [InvalidArgumentError, status.INVALID_ARGUMENT],
   [NotFoundError, status.NOT_FOUND],
   [ResourceExhaustedError, status.RESOURCE_EXHAUSTED],
   [UnavailableError, status.UNAVAILABLE],
-  [UnauthenticatedError, status.UNAUTHENTICATED],
   [AlreadyExistsError, status.ALREADY_EXISTS],
 ];
 
-/** The gRPC error for a thrown value; anything unexpected is INTERNAL with a generic message (the cause is logged). */
-export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
-  for (const [type, code] of CODES) {
-    if (err instanceof type) return { code, details: err.message, message: err.message };
-  }
-  return { code: status.INTERNAL, details: "internal error; see the service's log", message: "internal error" };
+/** The code of a domain error; undefined for anything else (a bug or an unforeseen failure). */
+export function codeOf(err: unknown): status | undefined {
+  return CODES.find(([type]) => err instanceof type)?.[1];
 }
 
-export function isExpected(err: unknown): boolean {
-  return CODES.some(([type]) => err instanceof type);
+/**
+ * The status answering a thrown value: a domain error's code and message; anything else is
+ * INTERNAL with a generic message (the bridge logs the cause, the caller never sees it).
+ */
+export function toStatus(err: unknown): Pick<StatusObject, "code" | "details"> {
+  const code = codeOf(err);
+  if (code === undefined) return { code: status.INTERNAL, details: "internal error; see the service's log" };
+  return { code, details: (err as Error).message };
 }

@@ -1,7 +1,7 @@
-// JobService handlers: validate the request, call the runner or the registry,
-// answer with the job. Errors become gRPC statuses in one place (errors.ts).
+// JobService: validate the request, call the runner or the job store, answer
+// with the job. Plain typed functions that throw domain errors (src/errors.ts);
+// bridge.ts adapts them to grpc-js and errors.ts maps the errors to statuses.
 import { create } from "@bufbuild/protobuf";
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import {
   CancelJobResponseSchema,
   CreateJobResponseSchema,
@@ -13,17 +13,18 @@ import {
 } from "../../gen/chjob/v1/job_service_pb.js";
 import { jobNotFound } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { JobSnapshot } from "../jobs/job.js";
+import { JobStatus, type JobSnapshot } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { resolveKind } from "../jobs/result-format.js";
 import { checkDuration, checkJobId, checkLimits, checkPageSize, checkPathId, checkQueryText, checkRequestId, type LimitDefaults } from "../jobs/validate.js";
 import type { JobWatchHub } from "../jobs/watch-hub.js";
 import type { JobStore } from "../store/job-store.js";
-import type { ServiceHandlers } from "./bridge.js";
+import { parseS3Uri } from "../storage/object-store.js";
+import type { UrlSigner } from "../storage/presign.js";
+import type { ServiceImpl } from "./bridge.js";
 import { toProtoJob } from "./convert.js";
-import { isExpected, toServiceError } from "./errors.js";
 import { PageTokens } from "./page-token.js";
-import { streamStates } from "./watch.js";
+import { jobStates } from "./watch.js";
 
 export interface HandlerDeps {
   runner: JobRunner;
@@ -31,38 +32,45 @@ export interface HandlerDeps {
   watchers: JobWatchHub;
   /** Signs page tokens; kept in the store, so tokens outlive restarts. */
   pageTokenKey: Buffer;
-  log: Logger;
   maxQueryBytes: number;
   /** The service's limits of every job (a request may lower them). */
   limits: LimitDefaults;
+  /** Signs `result_url` for DONE jobs (CHJOB_PRESIGN_TTL); absent: no URL. */
+  urls?: UrlSigner;
+  log: Logger;
 }
 
-/**
- * One message per job state, shared by every watcher of the job (a state is an
- * immutable snapshot; bridge.ts serializes a shared streamed message once too).
- */
-const watchMessages = new WeakMap<JobSnapshot, WatchJobResponse>();
-function watchMessage(s: JobSnapshot): WatchJobResponse {
-  let message = watchMessages.get(s);
-  if (!message) watchMessages.set(s, (message = create(WatchJobResponseSchema, { job: toProtoJob(s) })));
-  return message;
-}
-
-export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log, maxQueryBytes, limits }: HandlerDeps): ServiceHandlers<typeof JobService> {
+export function jobService({ runner, store, watchers, pageTokenKey, log, maxQueryBytes, limits, urls }: HandlerDeps): ServiceImpl<typeof JobService> {
   const tokens = new PageTokens(pageTokenKey);
 
-  /** Runs a unary handler body and answers with its value or its error's status. */
-  const unary =
-    <Req, Res>(method: string, body: (req: Req) => Promise<Res>) =>
-    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      body(call.request).then(
-        (res) => callback(null, res),
-        (err: unknown) => {
-          if (!isExpected(err)) log.error({ method, err: String((err as Error)?.stack ?? err) }, "unexpected error");
-          callback(toServiceError(err));
-        },
-      );
-    };
+  /** A fresh presigned GET of a DONE job's result object; "" without CHJOB_PRESIGN_TTL (signing is local: no call to S3). */
+  const resultUrl = async (s: JobSnapshot): Promise<string> => {
+    if (urls === undefined || s.status !== JobStatus.DONE) return "";
+    const at = parseS3Uri(s.resultUri);
+    if (!at) return "";
+    try {
+      return await urls.presignGet(at);
+    } catch (err) {
+      log.error({ job: s.id, err: String((err as Error)?.stack ?? err) }, "could not sign the result_url");
+      return "";
+    }
+  };
+
+  /** The job as a message, with its result_url signed now. */
+  const protoJob = async (s: JobSnapshot) => toProtoJob(s, await resultUrl(s));
+
+  /**
+   * One message per job state, shared by every watcher of the job (a state is an immutable
+   * snapshot; bridge.ts serializes a shared streamed message once too): a DONE state's
+   * result_url is signed once for all its watchers. A watcher that comes after the job ended
+   * reads the job anew from the store, so it gets a URL signed then.
+   */
+  const watchMessages = new WeakMap<JobSnapshot, Promise<WatchJobResponse>>();
+  const watchMessage = (s: JobSnapshot): Promise<WatchJobResponse> => {
+    let message = watchMessages.get(s);
+    if (!message) watchMessages.set(s, (message = protoJob(s).then((job) => create(WatchJobResponseSchema, { job }))));
+    return message;
+  };
 
   const mustExist = async (id: string) => {
     const job = await store.get(checkJobId(id));
@@ -71,7 +79,7 @@ export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log,
   };
 
   return {
-    createJob: unary("CreateJob", async (req) => {
+    async createJob(req) {
       const reportId = checkPathId("report_id", req.reportId);
       const queryId = checkPathId("query_id", req.queryId);
       checkQueryText(req.queryText, maxQueryBytes);
@@ -85,39 +93,33 @@ export function jobServiceHandlers({ runner, store, watchers, pageTokenKey, log,
         limits: checkLimits(req, limits),
         reuseMaxAgeMs: checkDuration("reuse_max_age", req.reuseMaxAge),
       });
-      return create(CreateJobResponseSchema, { job: toProtoJob(job) });
-    }),
+      return create(CreateJobResponseSchema, { job: await protoJob(job) });
+    },
 
-    getJob: unary("GetJob", async (req) => create(GetJobResponseSchema, { job: toProtoJob(await mustExist(req.jobId)) })),
+    async getJob(req) {
+      return create(GetJobResponseSchema, { job: await protoJob(await mustExist(req.jobId)) });
+    },
 
-    cancelJob: unary("CancelJob", async (req) => create(CancelJobResponseSchema, { job: toProtoJob(await runner.cancel(checkJobId(req.jobId))) })),
+    async cancelJob(req) {
+      return create(CancelJobResponseSchema, { job: await protoJob(await runner.cancel(checkJobId(req.jobId))) });
+    },
 
-    listJobs: unary("ListJobs", async (req) => {
+    async listJobs(req) {
       const reportId = req.reportId === "" ? "" : checkPathId("report_id", req.reportId);
       const limit = checkPageSize(req.pageSize);
       const after = req.pageToken === "" ? undefined : tokens.decode(req.pageToken, reportId);
       const page = await store.list({ reportId: reportId || undefined, limit, after });
       return create(ListJobsResponseSchema, {
-        jobs: page.jobs.map(toProtoJob),
+        jobs: await Promise.all(page.jobs.map(protoJob)),
         nextPageToken: page.next === undefined ? "" : tokens.encode(reportId, page.next),
       });
-    }),
+    },
 
-    watchJob: (call) => {
-      const start = async () => {
-        const id = checkJobId(call.request.jobId);
-        const states = await watchers.watch(id);
-        if (!states) throw jobNotFound(id);
-        return states;
-      };
-      start().then(
-        (states) => streamStates(call, states, watchMessage),
-        (err: unknown) => {
-          if (!isExpected(err)) log.error({ method: "WatchJob", err: String((err as Error)?.stack ?? err) }, "unexpected error");
-          // grpc-js turns an 'error' event on a server stream into the call's status.
-          call.emit("error", toServiceError(err));
-        },
-      );
+    async *watchJob(req, { signal }) {
+      const id = checkJobId(req.jobId);
+      const states = await watchers.watch(id);
+      if (!states) throw jobNotFound(id);
+      for await (const state of jobStates(states, signal)) yield await watchMessage(state);
     },
   };
 }

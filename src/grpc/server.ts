@@ -5,22 +5,26 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { JobService } from "../../gen/chjob/v1/job_service_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { reflectionPackage, serviceDefinition, type ServiceHandlers } from "./bridge.js";
-import { requireToken } from "./auth.js";
-import type { HealthState } from "./health.js";
-import type { Logger } from "../log.js";
+import { withPort } from "../address.js";
 import { ConfigurationConflictError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { addService, reflectionPackage, type ServiceImpl } from "./bridge.js";
+import type { HealthState } from "./health.js";
+import { interceptorChain, type ServerInterceptor } from "./interceptors.js";
 
 export interface GrpcServerOptions {
   address: string;
+  /** CHJOB_AUTH_TOKEN. */
   authToken: string | undefined;
   tls: { certFile: string; keyFile: string } | undefined;
-  /** Largest request accepted; larger ones get RESOURCE_EXHAUSTED from grpc-js. */
-  maxReceiveBytes: number;
-  jobService: ServiceHandlers<typeof JobService>;
+  /** CHJOB_MAX_QUERY_BYTES: the receive limit is set well above it (see receiveLimit). */
+  maxQueryBytes: number;
+  jobService: ServiceImpl<typeof JobService>;
   health: HealthState;
-  /** Takes grpc-js's own log lines (else it writes them to stderr in its own format). */
-  log?: Logger;
+  /** Takes the call log and grpc-js's own log lines (else grpc-js writes them to stderr in its own format). */
+  log: Logger;
+  /** Interceptors every call goes through before the call log and the token check (metrics, tracing): see interceptorChain. */
+  interceptors?: ServerInterceptor[];
 }
 
 export interface RunningGrpcServer {
@@ -31,17 +35,27 @@ export interface RunningGrpcServer {
   stop(forceAfterMs: number): Promise<void>;
 }
 
+const MiB = 1024 ** 2;
+
+/**
+ * The largest request message grpc-js accepts; a larger one ends RESOURCE_EXHAUSTED before any
+ * handler sees it. It is far above CHJOB_MAX_QUERY_BYTES, so that a query_text over that limit
+ * reaches CreateJob and gets INVALID_ARGUMENT naming the field and the limit (README, "Limits").
+ */
+export function receiveLimit(maxQueryBytes: number): number {
+  return Math.max(16 * MiB, 4 * maxQueryBytes + MiB);
+}
+
+/** JobService, Health and reflection on one port, every call through one interceptor chain (interceptors.ts). */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
-  if (opts.log) routeGrpcLogs(opts.log);
+  routeGrpcLogs(opts.log);
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": opts.maxReceiveBytes,
+    "grpc.max_receive_message_length": receiveLimit(opts.maxQueryBytes),
     "grpc.keepalive_permit_without_calls": 1,
+    interceptors: interceptorChain({ log: opts.log, authToken: opts.authToken, extra: opts.interceptors }),
   });
-  const jobs = opts.authToken ? requireToken(opts.jobService, opts.authToken) : opts.jobService;
-  server.addService(serviceDefinition(JobService), jobs as unknown as grpc.UntypedServiceImplementation);
-  // Health and reflection stay open without the token: probes and tools
-  // (grpcurl, buf curl) need them, and they reveal no job or data.
-  server.addService(serviceDefinition(Health), opts.health.handlers() as unknown as grpc.UntypedServiceImplementation);
+  addService(server, JobService, opts.jobService, opts.log);
+  addService(server, Health, opts.health.service(), opts.log);
   new ReflectionService(reflectionPackage([JobService, Health]) as never).addToServer(server);
 
   const credentials = opts.tls
@@ -50,10 +64,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(opts.address, credentials, (err, p) => (err ? reject(bindError(opts.address, err)) : resolve(p))),
   );
-  const host = opts.address.slice(0, opts.address.lastIndexOf(":"));
   return {
     server,
-    address: `${host}:${port}`,
+    address: withPort(opts.address, port),
     stop: (forceAfterMs) =>
       new Promise<void>((resolve) => {
         const force = setTimeout(() => {

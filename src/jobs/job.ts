@@ -58,6 +58,9 @@ export interface JobSnapshot {
   readonly reusedFrom: string;
 }
 
+/** A job id: the lower-case UUID that CreateJob gives. */
+export const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export const NO_PROGRESS: JobProgress = Object.freeze({ rowsRead: 0, bytesRead: 0, totalRowsToRead: 0, elapsedMs: 0 });
 
 const TERMINAL = new Set([JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED]);

@@ -1,7 +1,7 @@
 // Input rules (docs/api.md, "Input rules"), as pure functions that throw InvalidArgumentError
 // naming the field and the fix.
 import { InvalidArgumentError } from "../errors.js";
-import type { JobLimits } from "./job.js";
+import { JOB_ID, type JobLimits } from "./job.js";
 import { lexQuery } from "../clickhouse/sql-text.js";
 
 const ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -23,12 +23,10 @@ export function checkRequestId(value: string): string {
   throw new InvalidArgumentError("request_id", `contains ${describeChar(bad)}; only A-Z a-z 0-9 _ - are allowed (or leave it empty for none)`);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** Job ids are the UUIDs CreateJob returned. */
 export function checkJobId(value: string): string {
   if (value.length === 0) throw new InvalidArgumentError("job_id", "is empty; send the id CreateJob returned");
-  if (!UUID.test(value)) throw new InvalidArgumentError("job_id", "is not a job id (a lower-case UUID as CreateJob returns)");
+  if (!JOB_ID.test(value)) throw new InvalidArgumentError("job_id", "is not a job id (a lower-case UUID as CreateJob returns)");
   return value;
 }
 

@@ -10,8 +10,12 @@ export const TiB = 1024 ** 4;
 
 /** S3's smallest part (all but the last). */
 export const S3_MIN_PART_SIZE = 5 * MiB;
-/** S3's largest part, and its largest single CopyObject. */
+/** S3's largest part. */
 export const S3_MAX_PART_SIZE = 5 * GiB;
+/** S3's largest object one CopyObject copies; larger ones take a multipart UploadPartCopy. */
+export const S3_MAX_COPY_OBJECT_SIZE = 5 * GiB;
+/** chjob's UploadPartCopy part size unless CHJOB_MULTIPART_COPY_PART_SIZE says otherwise. */
+export const DEFAULT_COPY_PART_SIZE = 512 * MiB;
 /** S3's most parts in one multipart upload. */
 export const S3_MAX_PARTS = 10_000;
 /** S3's largest object. */

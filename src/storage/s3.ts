@@ -14,7 +14,7 @@ import {
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { ObjectStoreError, s3Uri, type ObjectHeaders, type ObjectLocation, type ObjectStore } from "./object-store.js";
-import { copyPartSize, ObjectTooLargeError } from "./parts.js";
+import { copyPartSize, DEFAULT_COPY_PART_SIZE, ObjectTooLargeError, S3_MAX_COPY_OBJECT_SIZE } from "./parts.js";
 
 export interface S3StoreOptions {
   endpoint: string;
@@ -28,8 +28,6 @@ export interface S3StoreOptions {
   /** Size of each copied part (5 MiB to 5 GiB), raised for an object that would take more than 10,000 (./parts.ts). */
   partSize?: number;
 }
-
-export const FIVE_GIB = 5 * 1024 ** 3;
 
 /** Deadline of calls that move no data (bucket check, delete). */
 const QUICK_CALL_MS = 15_000;
@@ -56,12 +54,12 @@ export class S3ObjectStore implements ObjectStore {
       },
     });
     withBucketPathsWithoutSlash(this.client);
-    this.multipartThreshold = opts.multipartThreshold ?? FIVE_GIB;
-    this.partSize = opts.partSize ?? 512 * 1024 ** 2;
+    this.multipartThreshold = opts.multipartThreshold ?? S3_MAX_COPY_OBJECT_SIZE;
+    this.partSize = opts.partSize ?? DEFAULT_COPY_PART_SIZE;
   }
 
   async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }> {
-    if (this.multipartThreshold >= FIVE_GIB) return this.copyWhileSizing(from, to, signal, headers);
+    if (this.multipartThreshold >= S3_MAX_COPY_OBJECT_SIZE) return this.copyWhileSizing(from, to, signal, headers);
     const size = await this.size(from);
     if (size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
     if (size <= this.multipartThreshold) {

@@ -3,10 +3,10 @@
 // server on its own port that a test may restart (pg_ctl, Debian's binaries).
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import { freePort } from "./ports.js";
 
 export const PG_URL = process.env.CHJOB_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -56,16 +56,6 @@ export function canRunOwnPostgres(): boolean {
   return binDir() !== undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A private PostgreSQL server in a temp directory (as user postgres when run as root: the server refuses root). */
 export async function startOwnPostgres(): Promise<OwnPostgres> {
