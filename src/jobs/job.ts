@@ -56,6 +56,8 @@ export interface JobSnapshot {
   readonly reuseMaxAgeMs: number | undefined;
   /** The job whose result this one copied; "" when it ran the query. */
   readonly reusedFrom: string;
+  /** W3C traceparent of the CreateJob call that made it (tracing on); "" for none. */
+  readonly traceParent: string;
 }
 
 export const NO_PROGRESS: JobProgress = Object.freeze({ rowsRead: 0, bytesRead: 0, totalRowsToRead: 0, elapsedMs: 0 });
