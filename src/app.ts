@@ -20,6 +20,7 @@ import type { Redactor } from "./redact.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "./storage/embedded-s3.js";
 import { S3ObjectStore } from "./storage/s3.js";
 import type { ObjectStore } from "./storage/object-store.js";
+import { startTelemetry } from "./telemetry/index.js";
 
 export interface Service {
   grpcAddress: string;
@@ -111,6 +112,16 @@ async function start(
   if (orphans > 0) log.info({ jobs: orphans }, "jobs left running by an earlier run of this replica will run again");
   const watchers = new JobWatchHub(jobs);
   closers.push(() => watchers.close());
+  // Metrics (CHJOB_METRICS_ADDRESS) and traces (OTEL_*): gRPC interceptors and the runner's hooks.
+  const telemetry = await startTelemetry({
+    metricsAddress: config.metrics.address,
+    env: process.env,
+    store: jobs,
+    runningJobs: () => runner.activeCount, // read at scrapes, once the runner exists
+    replicaId: config.replica.id,
+    log,
+  });
+  closers.push(() => telemetry.close());
   const runner = new JobRunner({
     engine,
     objects: store,
@@ -135,6 +146,7 @@ async function start(
       pollIntervalMs: 1000,
       serverSideExports: config.clickhouse.kind === "http",
     },
+    telemetry: telemetry.runner,
   });
   const stopRetention = sweepExpired(jobs, config.jobs.retentionMs, log);
 
@@ -152,6 +164,7 @@ async function start(
     }),
     health,
     log,
+    interceptors: telemetry.interceptors,
   });
   health.setAll(Serving.SERVING);
   // Before serving, so that the first jobs do not run beside it; bounded by its timeout.
@@ -181,6 +194,8 @@ async function start(
       clickhouseS3Endpoint,
       output: `s3://${s3.output.bucket}/${s3.output.prefix}`,
       storageBucket: s3.storageBucket,
+      metrics: telemetry.summary.metrics,
+      traces: telemetry.summary.traces,
       ...(s3.defaultCredentials ? { s3Credentials: `embedded defaults (AWS_ACCESS_KEY_ID=${s3.accessKeyId})` } : {}),
     },
     "chjob serving",

@@ -21,6 +21,8 @@ export interface GrpcServerOptions {
   health: HealthState;
   /** Takes grpc-js's own log lines (else it writes them to stderr in its own format). */
   log?: Logger;
+  /** grpc-js server interceptors, the first nearest the network (telemetry: ../telemetry). */
+  interceptors?: grpc.ServerInterceptor[];
 }
 
 export interface RunningGrpcServer {
@@ -36,6 +38,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxReceiveBytes,
     "grpc.keepalive_permit_without_calls": 1,
+    interceptors: opts.interceptors ?? [],
   });
   const jobs = opts.authToken ? requireToken(opts.jobService, opts.authToken) : opts.jobService;
   server.addService(serviceDefinition(JobService), jobs as unknown as grpc.UntypedServiceImplementation);
