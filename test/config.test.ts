@@ -137,6 +137,7 @@ test("all values set", () => {
         CHJOB_TLS_KEY: path.join(dir, "key.pem"),
         CHJOB_DATA_DIR: "/var/chjob",
         CHJOB_EMBEDDED_S3_ADDRESS: "0.0.0.0:9999",
+        CHJOB_METRICS_ADDRESS: "0.0.0.0:9464",
         CHJOB_JOB_TIMEOUT: "1h30m",
         CHJOB_JOB_RETENTION: "720h",
         CHJOB_SHUTDOWN_GRACE: "0",
@@ -164,6 +165,7 @@ test("all values set", () => {
     assert.is(c.dataDir, "/var/chjob");
     assert.equal(c.clickhouse, { kind: "chdb", path: path.join(dir, "rel/ch") });
     assert.is(c.embeddedS3Address, "0.0.0.0:9999");
+    assert.equal(c.metrics, { address: "0.0.0.0:9464" });
     assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500 });
     assert.is(c.shutdownGraceMs, 0);
     assert.is(c.logLevel, "debug");
