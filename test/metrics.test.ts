@@ -2,11 +2,15 @@
 // FAILED and CANCELLED (one while running, one while waiting), calls that succeed and fail, and
 // a watcher; each figure is read over HTTP before and after, and checked to have moved as it
 // should. No label value may be a job id or query text.
+import { createServer } from "node:net";
 import { status } from "@grpc/grpc-js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { JobStatus, type Job } from "../gen/chjob/v1/job_service_pb.js";
 import type { JobClient } from "../src/client.js";
+import { ConfigurationConflictError } from "../src/errors.js";
+import { createLogger } from "../src/log.js";
+import { startMetricsServer } from "../src/telemetry/metrics-server.js";
 import { metricsUrl, scrape, type Scrape } from "./support/prometheus.js";
 import { collect, startService, type ServiceProcess } from "./support/service.js";
 
@@ -154,3 +158,30 @@ test("the figures moved as they should", async ({ client, url, before }) => {
 });
 
 test.run();
+
+const listener = suite("metrics listener");
+
+listener("a port in use is a configuration conflict naming CHJOB_METRICS_ADDRESS (chjob serve exits 2)", async () => {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", () => resolve()));
+  const port = (holder.address() as { port: number }).port;
+  try {
+    const log = createLogger("error", (s) => s);
+    const err = await startMetricsServer(`127.0.0.1:${port}`, async () => ({ text: "", contentType: "text/plain" }), log).catch((e) => e);
+    assert.instance(err, ConfigurationConflictError);
+    assert.is(err.message, `CHJOB_METRICS_ADDRESS: cannot listen on 127.0.0.1:${port}: the port is in use; set CHJOB_METRICS_ADDRESS to a free address (port 0 picks one)`);
+    // Port 0 picks one; a failing scrape is a 500, not a crash.
+    const server = await startMetricsServer("127.0.0.1:0", async () => Promise.reject(new Error("nope")), log);
+    try {
+      assert.match(server.address, /^127\.0\.0\.1:[1-9]\d*$/);
+      assert.is((await fetch(`http://${server.address}/metrics`)).status, 500);
+      assert.is((await fetch(`http://${server.address}/metrics`, { method: "POST" })).status, 405);
+    } finally {
+      await server.close();
+    }
+  } finally {
+    holder.close();
+  }
+});
+
+listener.run();

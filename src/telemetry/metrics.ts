@@ -44,8 +44,8 @@ export class ServiceMetrics {
   private readonly rpcReceived: Counter<"grpc_type" | "grpc_service" | "grpc_method">;
   private readonly rpcSent: Counter<"grpc_type" | "grpc_service" | "grpc_method">;
   private readonly subscriptions: Subscription[] = [];
-  /** One store read serves every queue gauge of a scrape. */
-  private stats: { at: number; value: Promise<QueueStats | undefined> } | undefined;
+  /** One store read serves both queue gauges of a scrape (each scrape reads anew). */
+  private stats: Promise<QueueStats | undefined> | undefined;
 
   constructor(private readonly opts: MetricsOptions) {
     const registers = [this.registry];
@@ -123,21 +123,16 @@ export class ServiceMetrics {
 
   /** Prometheus text of every metric, and its Content-Type. */
   async scrape(): Promise<{ text: string; contentType: string }> {
+    this.stats = undefined;
     return { text: await this.registry.metrics(), contentType: this.registry.contentType };
   }
 
   private queueStats(): Promise<QueueStats | undefined> {
-    const now = Date.now();
-    if (!this.stats || now - this.stats.at > 1000) {
-      this.stats = {
-        at: now,
-        value: this.opts.store.queueStats().catch((err: unknown) => {
-          this.opts.log.debug({ err: String(err) }, "metrics: the job store did not answer; queue figures left out of this scrape");
-          return undefined;
-        }),
-      };
-    }
-    return this.stats.value;
+    this.stats ??= this.opts.store.queueStats().catch((err: unknown) => {
+      this.opts.log.debug({ err: String(err) }, "metrics: the job store did not answer; queue figures left out of this scrape");
+      return undefined;
+    });
+    return this.stats;
   }
 
   /** Counts the job states this process commits (ends, result sizes, never-run queue times). */
