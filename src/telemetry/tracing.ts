@@ -148,6 +148,12 @@ export class Tracing {
           onReceiveHalfClose: (pass) => within(pass),
           onCancel: () => end(abandonedStatus(call)),
         }),
+      sendMessage: (message, pass) => {
+        // JobService answers carry the job: its id goes on the call's span (an attribute, never a metric label).
+        const id = (message as { job?: { id?: unknown } } | undefined)?.job?.id;
+        if (span && typeof id === "string" && id !== "") span.setAttribute("chjob.job.id", id);
+        pass(message);
+      },
       sendStatus: (status, pass) => {
         end(status.code, status.details);
         pass(status);
@@ -157,10 +163,9 @@ export class Tracing {
 
   /** Job phase spans, and the traceparent stored with each new job. */
   readonly runner: RunnerTelemetry = {
-    creating: (jobId) => {
+    creating: () => {
       const span = trace.getActiveSpan();
       if (!span || !isSpanContextValid(span.spanContext())) return undefined;
-      span.setAttribute("chjob.job.id", jobId);
       const carrier: Record<string, string> = {};
       this.propagator.inject(context.active(), carrier, { set: (c, k, v) => (c[k] = v) });
       return carrier.traceparent;
