@@ -46,3 +46,27 @@ export function combineTelemetry(parts: RunnerTelemetry[]): RunnerTelemetry {
     },
   };
 }
+
+/** `t` with every call's failure reported to `onError` and swallowed: telemetry never stops a job. */
+export function guarded(t: RunnerTelemetry, onError: (err: unknown) => void): RunnerTelemetry {
+  const safe = <A extends unknown[], R>(fn: (...args: A) => R, fallback: R) => (...args: A): R => {
+    try {
+      return fn(...args);
+    } catch (err) {
+      onError(err);
+      return fallback;
+    }
+  };
+  return {
+    creating: safe((jobId: string) => t.creating(jobId), undefined),
+    claimed: safe((job) => {
+      const run = t.claimed(job);
+      return {
+        phase: safe((phase: Exclude<JobPhase, "queue">) => run.phase(phase), undefined),
+        headers: safe(() => run.headers(), {}),
+        ended: safe((j: JobSnapshot) => run.ended(j), undefined),
+      };
+    }, NO_RUN),
+  };
+}
+

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import type { ServerInterceptor } from "@grpc/grpc-js";
 import type { Logger } from "../log.js";
 import type { JobStore } from "../store/job-store.js";
-import { combineTelemetry, type RunnerTelemetry } from "./hooks.js";
+import { combineTelemetry, guarded, type RunnerTelemetry } from "./hooks.js";
 import { tracingDecision } from "./otel-env.js";
 
 export { NO_TELEMETRY, type JobRunTelemetry, type RunnerTelemetry } from "./hooks.js";
@@ -74,7 +74,8 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     } else {
       traces = `off (${decision.why})`;
     }
-    return { interceptors, runner: combineTelemetry(runners), summary: { metrics, traces }, close };
+    const runner = guarded(combineTelemetry(runners), (err) => log.warn({ err: String((err as Error)?.stack ?? err) }, "telemetry: a job hook failed; the job goes on"));
+    return { interceptors, runner, summary: { metrics, traces }, close };
   } catch (err) {
     await close();
     throw err;
