@@ -25,6 +25,7 @@ import { S3ObjectStore } from "./storage/s3.js";
 import { lockDirectory, type DirectoryLock } from "./store/dir-lock.js";
 import type { JobStore } from "./store/job-store.js";
 import { openStore } from "./store/open.js";
+import { startTelemetry, type Telemetry } from "./telemetry/index.js";
 
 export interface Service {
   grpcAddress: string;
@@ -71,9 +72,14 @@ export async function startService(config: Config, log: Logger, redact: Redactor
     const engine = await openEngine(parts);
     const objects = await openObjectStore(parts, storage.endpoint);
     const jobs = await openJobStore(parts, storeLock, engine);
-    const { runner, watchers, stopRetention } = startRunner(parts, { engine, objects, jobs, clickhouseS3Endpoint: storage.clickhouseEndpoint });
+    let running = () => 0;
+    const telemetry = await startTelemetryStep(parts, jobs, () => running());
+    const { runner, watchers, stopRetention } = startRunner(parts, { engine, objects, jobs, clickhouseS3Endpoint: storage.clickhouseEndpoint, telemetry });
+    running = () => runner.activeCount;
     const urls = resultUrls(parts, storage);
-    const { grpc, health } = await startGrpc(parts, { runner, jobs, watchers, urls: urls?.signer, interceptors: opts.interceptors });
+    // Telemetry's interceptors first (outermost): they see every call and its final status.
+    const interceptors = [...telemetry.interceptors, ...(opts.interceptors ?? [])];
+    const { grpc, health } = await startGrpc(parts, { runner, jobs, watchers, urls: urls?.signer, interceptors });
     await probeExportPath({
       engine,
       store: objects,
@@ -88,7 +94,7 @@ export async function startService(config: Config, log: Logger, redact: Redactor
     const stopProbe = startHealthProbe(parts, { engine, objects, jobs, health });
     // After the export probe, so that the first jobs do not run beside it.
     runner.start();
-    logServing(parts, { grpc, engine, jobs, storage, urls });
+    logServing(parts, { grpc, engine, jobs, storage, urls, telemetry });
 
     let stopping: Promise<void> | undefined;
     return {
@@ -205,7 +211,7 @@ async function openJobStore({ config, log, redact, closers }: Parts, lock: Direc
 /** The runner (not taking jobs until `start()`), the watch hub, and the sweep of expired jobs. */
 function startRunner(
   { config, log, redact, closers }: Parts,
-  deps: { engine: ClickHouseEngine; objects: ObjectStore; jobs: JobStore; clickhouseS3Endpoint: string },
+  deps: { engine: ClickHouseEngine; objects: ObjectStore; jobs: JobStore; clickhouseS3Endpoint: string; telemetry: Telemetry },
 ): { runner: JobRunner; watchers: JobWatchHub; stopRetention: () => void } {
   const { s3, jobs: limits, replica } = config;
   const watchers = new JobWatchHub(deps.jobs);
@@ -234,8 +240,16 @@ function startRunner(
       pollIntervalMs: 1000,
       serverSideExports: config.clickhouse.kind === "http",
     },
+    telemetry: deps.telemetry.runner,
   });
   return { runner, watchers, stopRetention: sweepExpired(deps.jobs, limits.retentionMs, log) };
+}
+
+/** Metrics (CHJOB_METRICS_ADDRESS) and traces (OTEL_*): gRPC interceptors and the runner's hooks. */
+async function startTelemetryStep({ config, log, closers }: Parts, jobs: JobStore, runningJobs: () => number): Promise<Telemetry> {
+  const telemetry = await startTelemetry({ metricsAddress: config.metrics.address, env: process.env, store: jobs, runningJobs, replicaId: config.replica.id, log });
+  closers.add(() => telemetry.close());
+  return telemetry;
 }
 
 /** result_url's signer (CHJOB_PRESIGN_TTL): for the endpoint clients reach, in embedded mode the embedded S3 server's. */
@@ -311,7 +325,14 @@ function startHealthProbe(
 /** The "chjob serving" line: where everything is, no secret. */
 function logServing(
   { config, log }: Parts,
-  { grpc, engine, jobs, storage, urls }: { grpc: RunningGrpcServer; engine: ClickHouseEngine; jobs: JobStore; storage: Storage; urls: { endpoint: string } | undefined },
+  {
+    grpc,
+    engine,
+    jobs,
+    storage,
+    urls,
+    telemetry,
+  }: { grpc: RunningGrpcServer; engine: ClickHouseEngine; jobs: JobStore; storage: Storage; urls: { endpoint: string } | undefined; telemetry: Telemetry },
 ): void {
   const { s3 } = config;
   log.info(
@@ -327,6 +348,8 @@ function logServing(
       output: `s3://${s3.output.bucket}/${s3.output.prefix}`,
       storageBucket: s3.storageBucket,
       resultUrls: config.presign && urls ? `presigned for ${urls.endpoint}, valid ${config.presign.ttlMs / 1000} s` : "none (CHJOB_PRESIGN_TTL unset)",
+      metrics: telemetry.summary.metrics,
+      traces: telemetry.summary.traces,
       ...(s3.defaultCredentials ? { s3Credentials: `embedded defaults (AWS_ACCESS_KEY_ID=${s3.accessKeyId})` } : {}),
     },
     "chjob serving",

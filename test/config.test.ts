@@ -81,6 +81,7 @@ test("embedded defaults", () => {
     grpc: { address: "127.0.0.1:50051", authToken: undefined, tls: undefined },
     dataDir: "/srv/app/.chjob",
     embeddedS3Address: "127.0.0.1:4566",
+    metrics: { address: undefined },
     jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500, limits: { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined } },
     presign: undefined,
     shutdownGraceMs: 30_000,
@@ -137,6 +138,7 @@ test("all values set", () => {
         CHJOB_TLS_KEY: path.join(dir, "key.pem"),
         CHJOB_DATA_DIR: "/var/chjob",
         CHJOB_EMBEDDED_S3_ADDRESS: "0.0.0.0:9999",
+        CHJOB_METRICS_ADDRESS: "0.0.0.0:9464",
         CHJOB_JOB_TIMEOUT: "1h30m",
         CHJOB_JOB_RETENTION: "720h",
         CHJOB_SHUTDOWN_GRACE: "0",
@@ -172,6 +174,7 @@ test("all values set", () => {
     assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500, limits: { maxRowsToRead: 1_000_000, maxBytesToRead: 2_000_000, maxResultBytes: 3_000_000 } });
     // AWS_INSECURE: a bare host gets http://.
     assert.equal(c.presign, { ttlMs: 900_000, publicEndpoint: "http://files.example.com" });
+    assert.equal(c.metrics, { address: "0.0.0.0:9464" });
     assert.is(c.shutdownGraceMs, 0);
     assert.is(c.logLevel, "debug");
     assert.is(c.demoRows, 0);
@@ -354,6 +357,7 @@ test("every problem listed at once, each naming its variable", () => {
     AWS_REGION: "us east",
     CHJOB_GRPC_ADDRESS: "localhost",
     CHJOB_EMBEDDED_S3_ADDRESS: "127.0.0.1:65536",
+    CHJOB_METRICS_ADDRESS: "9464",
     CHJOB_AUTH_TOKEN: "bad token with spaces",
     CHJOB_TLS_CERT: "/nonexistent/cert.pem",
     CHJOB_JOB_TIMEOUT: "0s",
@@ -379,6 +383,7 @@ test("every problem listed at once, each naming its variable", () => {
     "AWS_REGION",
     "CHJOB_GRPC_ADDRESS",
     "CHJOB_EMBEDDED_S3_ADDRESS",
+    "CHJOB_METRICS_ADDRESS",
     "CHJOB_AUTH_TOKEN",
     "CHJOB_TLS_KEY", // cert without key
     "CHJOB_TLS_CERT", // the cert file does not exist
@@ -401,6 +406,15 @@ test("every problem listed at once, each naming its variable", () => {
   for (const secret of ["HunterTwo22", "SuperSecretKey999", "bad token with spaces"]) {
     assert.not.ok(all.includes(secret), `secret leaked: ${secret}`);
   }
+});
+
+test("CHJOB_METRICS_ADDRESS: unset is no metrics; host:port is taken; anything else names an example", () => {
+  assert.is(ok({}).metrics.address, undefined);
+  assert.is(ok({ CHJOB_METRICS_ADDRESS: "0.0.0.0:9464" }).metrics.address, "0.0.0.0:9464");
+  assert.is(ok({ CHJOB_METRICS_ADDRESS: "[::]:0" }).metrics.address, "[::]:0");
+  assert.equal(errors({ CHJOB_METRICS_ADDRESS: ":9464x" }), [
+    'CHJOB_METRICS_ADDRESS: ":9464x" is not host:port with a port from 0 to 65535; use e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::]:9464',
+  ]);
 });
 
 test("integers: reject non-integers", () => {

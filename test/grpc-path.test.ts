@@ -30,7 +30,7 @@ function snapshot(status: JobStatus, rowsRead = 0): JobSnapshot {
     id: JOB_ID, reportId: "r", queryId: "q", queryText: BIG_TEXT, status, error: "", resultUri: "", resultSize: 0, exportUri: "",
     totalRows: undefined, bytesProcessed: undefined, progress: { ...NO_PROGRESS, rowsRead }, createdAt: 0, updatedAt: 0,
     version: ++version, attempt: 1, replica: "test", requestId: "", ...DEFAULT_KIND, contentType: "text/csv",
-    limits: { timeoutMs: 1000 }, reuseMaxAgeMs: undefined, reusedFrom: "",
+    limits: { timeoutMs: 1000 }, reuseMaxAgeMs: undefined, reusedFrom: "", traceParent: "",
   };
 }
 

@@ -225,6 +225,7 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
         limits: { timeoutMs: 600_000 },
         reuseMaxAgeMs: undefined,
         reusedFrom: "",
+        traceParent: "",
       },
     );
     assert.ok(job.createdAt >= before - 1000 && job.createdAt <= after + 1000, `createdAt ${job.createdAt} is not now (${before}..${after})`);
@@ -393,6 +394,84 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     } finally {
       sub.unsubscribe();
     }
+  });
+
+  test("committed: each state this store commits, once, in order (what metrics count)", async (ctx) => {
+    const store = await ctx.open();
+    const changes: JobSnapshot[] = [];
+    const commits: JobSnapshot[] = [];
+    const subs = [store.changes.subscribe((s) => changes.push(s)), store.committed.subscribe((s) => commits.push(s))];
+    try {
+      const a = await make(store, { queryId: "same" });
+      const [ra] = await store.claim(claimOpts("r1"));
+      await store.write(a.id, ra!.version, { progress: { rowsRead: 1, bytesRead: 2, totalRowsToRead: 3, elapsedMs: 4 } });
+      const b = await make(store, { queryId: "same" }); // supersedes a
+      await store.requestCancel(b.id, "no longer wanted");
+      await store.requestCancel(b.id, "again: a finished job is not written");
+      const key = (s: JobSnapshot) => `${s.id}@${s.version}:${JobStatus[s.status]}`;
+      assert.equal(commits.map(key), changes.map(key), "without followed jobs, every change is a commit of this store");
+      assert.equal(commits.map(key), [`${a.id}@1:PENDING`, `${a.id}@2:RUNNING`, `${a.id}@3:RUNNING`, `${a.id}@4:CANCELLED`, `${b.id}@1:PENDING`, `${b.id}@2:CANCELLED`]);
+    } finally {
+      subs.forEach((s) => s.unsubscribe());
+    }
+  });
+
+  concurrent("committed: a followed job's states written by another store are changes here, not commits", async (ctx) => {
+    const here = await ctx.open();
+    const there = await ctx.open();
+    const job = await make(here);
+    const changes: JobSnapshot[] = [];
+    const commits: JobSnapshot[] = [];
+    const subs = [here.changes.subscribe((s) => changes.push(s)), here.committed.subscribe((s) => commits.push(s))];
+    const unfollow = here.follow(job.id);
+    const theirs: JobSnapshot[] = [];
+    const sub = there.committed.subscribe((s) => theirs.push(s));
+    try {
+      await there.requestCancel(job.id, "cancelled elsewhere");
+      for (let i = 0; i < 100 && !changes.some((s) => s.id === job.id && s.status === JobStatus.CANCELLED); i++) await sleep(50);
+      assert.ok(changes.some((s) => s.id === job.id && s.status === JobStatus.CANCELLED), "the followed job's end reached this store");
+      assert.equal(commits, [], "but this store committed nothing");
+      assert.equal(theirs.map((s) => s.status), [JobStatus.CANCELLED], "the store that wrote it committed it");
+    } finally {
+      unfollow();
+      sub.unsubscribe();
+      subs.forEach((s) => s.unsubscribe());
+    }
+  });
+
+  test("queueStats: PENDING jobs and the oldest one's age by the database's clock; none waiting is 0 and 0", async (ctx) => {
+    const store = await ctx.open();
+    assert.equal(await store.queueStats(), { pending: 0, oldestPendingAgeMs: 0 });
+    const first = await make(store);
+    await sleep(300);
+    await make(store);
+    await make(store);
+    const stats = await store.queueStats();
+    assert.is(stats.pending, 3);
+    assert.ok(stats.oldestPendingAgeMs >= 250 && stats.oldestPendingAgeMs < 10_000, `oldest ${stats.oldestPendingAgeMs} ms`);
+    // Claimed and cancelled jobs no longer wait; the oldest is then a younger one.
+    assert.equal(idsOf(await store.claim(claimOpts("r1", { max: 1 }))), [first.id]);
+    const after = await store.queueStats();
+    assert.is(after.pending, 2);
+    assert.ok(after.oldestPendingAgeMs < stats.oldestPendingAgeMs, `${after.oldestPendingAgeMs} < ${stats.oldestPendingAgeMs}`);
+    for (const j of (await store.list({ reportId: undefined, limit: 10, after: undefined })).jobs) await store.requestCancel(j.id, "done with it");
+    assert.equal(await store.queueStats(), { pending: 0, oldestPendingAgeMs: 0 });
+  });
+
+  test("traceParent: kept with the job through claims and history; none is ''", async (ctx) => {
+    const store = await ctx.open();
+    const traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const traced = await make(store, { traceParent });
+    assert.is(traced.traceParent, traceParent);
+    assert.is((await make(store)).traceParent, "");
+    const [claimed] = await store.claim(claimOpts("r1", { max: 1 }));
+    assert.is(claimed!.id, traced.id);
+    assert.is(claimed!.traceParent, traceParent);
+    await store.write(traced.id, claimed!.version, { status: JobStatus.READING_RESULTS });
+    const done = await store.write(traced.id, claimed!.version + 1, { status: JobStatus.DONE, resultUri: "s3://b/k", resultSize: 1 });
+    assert.is(done.traceParent, traceParent);
+    const history = await store.statesBetween(traced.id, 0, done.version);
+    assert.equal(history.map((s) => s.traceParent), history.map(() => traceParent));
   });
 
   test("supersede: a PENDING job of the same key ends CANCELLED naming the new job; the new one is claimable", async (ctx) => {

@@ -6,6 +6,7 @@ import { startService } from "../app.js";
 import { ConfigurationConflictError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { createRedactor } from "../redact.js";
+import { adoptOtelVariables } from "../telemetry/index.js";
 
 export async function serve(): Promise<number> {
   let env;
@@ -21,6 +22,7 @@ export async function serve(): Promise<number> {
     return 2;
   }
   const { config } = parsed;
+  adoptOtelVariables(env); // a .env's OTEL_* reach the OpenTelemetry SDK, which reads process.env
   const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
   if (config.clickhouse.kind === "chdb" && pool < config.jobs.maxConcurrent + 5) {
     // See launch.cts: each running chDB query holds a pool thread.

@@ -42,8 +42,11 @@ export interface ClickHouseEngine {
   /** For logs: where ClickHouse is, with no credentials. */
   readonly description: string;
   ping(): Promise<void>;
-  /** Runs the export statement to completion; rejects with the engine's error. */
-  runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportEnded>;
+  /**
+   * Runs the export statement to completion; rejects with the engine's error. `headers` go with
+   * the HTTP request (a W3C `traceparent`: a ClickHouse server joins the trace); chDB has no HTTP.
+   */
+  runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings, headers?: Record<string, string>): Promise<ExportEnded>;
   /** Current figures of the given running exports, by job id (absent: not running). */
   sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>>;
   /** Asks the server to stop the export; returns without waiting for it to stop. */
@@ -112,7 +115,7 @@ export class ClientEngine implements ClickHouseEngine {
     if (!result.success) throw result.error;
   }
 
-  async runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings): Promise<ExportEnded> {
+  async runExport(ref: ExportRef, sql: string, settings: ClickHouseSettings, headers?: Record<string, string>): Promise<ExportEnded> {
     const client = await this.acquire();
     const alone = this.running === 0;
     const epoch = ++this.exportsStarted;
@@ -123,6 +126,7 @@ export class ClientEngine implements ClickHouseEngine {
         query: sql,
         query_id: ref.jobId,
         clickhouse_settings: { ...this.opts.exportSettings, ...settings },
+        ...(headers && Object.keys(headers).length > 0 ? { http_headers: headers } : {}),
       });
       if (this.opts.exactSummary) {
         // Current servers send X-ClickHouse-Summary; old ones (18.x) send none.

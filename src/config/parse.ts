@@ -59,6 +59,7 @@ export function parseConfig(env: Env, opts: { cwd?: string; hostname?: string; p
       grpc: { address: v.CHJOB_GRPC_ADDRESS, authToken: v.CHJOB_AUTH_TOKEN, tls },
       dataDir,
       embeddedS3Address: v.CHJOB_EMBEDDED_S3_ADDRESS,
+      metrics: { address: v.CHJOB_METRICS_ADDRESS },
       jobs: {
         timeoutMs: v.CHJOB_JOB_TIMEOUT,
         maxConcurrent: v.CHJOB_MAX_CONCURRENT_JOBS,

@@ -89,6 +89,8 @@ export interface Config {
   };
   dataDir: string;
   embeddedS3Address: string;
+  /** CHJOB_METRICS_ADDRESS: where /metrics is served; undefined: nowhere. */
+  metrics: { address: string | undefined };
   jobs: {
     timeoutMs: number;
     maxConcurrent: number;

@@ -177,6 +177,13 @@ export const VARIABLES = {
     default: "info",
     parse: p.logLevel,
   },
+  CHJOB_METRICS_ADDRESS: {
+    group: "service",
+    help: "where Prometheus metrics are served at `/metrics` (`host:port`, e.g. `0.0.0.0:9464`; port 0 picks one) ([Metrics](#metrics))",
+    shownDefault: "unset: no metrics",
+    // No default: the example in a problem's fix is this.
+    parse: (text, ctx) => p.listenAddress(text, ctx, "127.0.0.1:9464"),
+  },
   CHJOB_DEMO_ROWS: {
     group: "service",
     help: "rows of the demo table `uk_price_paid` made at an embedded start (0: none)",

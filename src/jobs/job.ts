@@ -56,6 +56,8 @@ export interface JobSnapshot {
   readonly reuseMaxAgeMs: number | undefined;
   /** The job whose result this one copied; "" when it ran the query. */
   readonly reusedFrom: string;
+  /** W3C traceparent of the CreateJob call that made it (tracing on); "" for none. */
+  readonly traceParent: string;
 }
 
 /** A job id: the lower-case UUID that CreateJob gives. */

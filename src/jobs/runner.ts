@@ -16,6 +16,7 @@ import type { Redactor } from "../redact.js";
 import { ObjectStoreError, parseS3Uri, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
 import { CLICKHOUSE_UPLOAD_PART_SETTINGS } from "../storage/parts.js";
 import { StaleStateError, type JobStore } from "../store/job-store.js";
+import { NO_TELEMETRY, type JobRunTelemetry, type RunnerTelemetry } from "../telemetry/hooks.js";
 import { canTransition, isTerminal, JobStatus, sameProgress, type JobLimits, type JobSnapshot, type StateChange } from "./job.js";
 import { clickhouseFormat, fileExtension, objectHeaders, type ResultKind } from "./result-format.js";
 import { checkQueryText } from "./validate.js";
@@ -53,6 +54,8 @@ export interface RunnerDeps {
   log: Logger;
   redact: Redactor;
   settings: RunnerSettings;
+  /** Metrics and traces of the jobs (../telemetry); none when absent. */
+  telemetry?: RunnerTelemetry;
 }
 
 export interface JobRequest {
@@ -83,6 +86,8 @@ interface RunningJob {
   figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined }> | undefined;
   /** Stopped to hand the job to another replica (shutdown): no status write, no release. */
   handingOver: boolean;
+  /** Phases of this run, for metrics and traces. */
+  readonly telemetry: JobRunTelemetry;
 }
 
 export class JobRunner {
@@ -139,6 +144,7 @@ export class JobRunner {
         reuseMaxAgeMs: req.reuseMaxAgeMs,
         queryHash: createHash("sha256").update(normalizeStatement(statement)).digest("base64url"),
         target: this.deps.engine.description,
+        traceParent: this.deps.telemetry?.creating(id),
       },
       settings.maxQueued + Math.max(0, settings.maxConcurrent - this.running.size),
     );
@@ -261,6 +267,7 @@ export class JobRunner {
       writing: undefined,
       figures: undefined,
       handingOver: false,
+      telemetry: (this.deps.telemetry ?? NO_TELEMETRY).claimed(job),
     };
     this.running.set(job.id, r);
     const unfollow = this.deps.store.follow(job.id);
@@ -287,10 +294,12 @@ export class JobRunner {
       if (r.snapshot.status === JobStatus.RUNNING && (await this.reuse(r))) return;
       signal.throwIfAborted();
       if (r.snapshot.status === JobStatus.RUNNING) {
+        r.telemetry.phase("export");
         await this.export(r);
         signal.throwIfAborted();
         if (!(await this.write(r, { status: JobStatus.READING_RESULTS }))) return;
       }
+      r.telemetry.phase("copy");
       await this.copy(r);
     } catch (err) {
       if (!signal.aborted) await this.write(r, { status: JobStatus.FAILED, error: this.describe(err) }, true);
@@ -305,6 +314,7 @@ export class JobRunner {
       if (signal.aborted) {
         log.info({ job: r.snapshot.id, status: JobStatus[r.snapshot.status], handedOver: r.handingOver }, "job stopped here: its export and copy have ended");
       }
+      r.telemetry.ended(r.snapshot);
     }
   }
 
@@ -335,6 +345,7 @@ export class JobRunner {
       // A result object deleted outside the service means no reuse, not a failure.
       if (!from || (await objects.size(from).catch(() => undefined)) === undefined) continue;
       if (!(await this.write(r, { status: JobStatus.READING_RESULTS }))) return true;
+      r.telemetry.phase("copy");
       try {
         const { size } = await objects.copy(from, r.resultAt, r.stop.signal, objectHeaders(job));
         const done = await this.write(
@@ -381,7 +392,7 @@ export class JobRunner {
       // A run after a replica died: its export may still run on the server under the same query_id.
       ...(settings.serverSideExports ? { replace_running_query: r.snapshot.attempt > 1 ? 1 : 0 } : {}),
     };
-    const running = engine.runExport(r.ref, sql, exportSettings);
+    const running = engine.runExport(r.ref, sql, exportSettings, r.telemetry.headers());
     this.startSampler();
     const onStop = () => void this.killUntilStopped(r, running);
     r.stop.signal.addEventListener("abort", onStop, { once: true });

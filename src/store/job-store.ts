@@ -24,6 +24,16 @@ export interface NewJobRecord {
   queryHash: string;
   /** The ClickHouse the job runs on, for result reuse: results of other targets are not reused. */
   target: string;
+  /** W3C traceparent of the CreateJob call (tracing on): the job's phase spans continue it, on any replica. */
+  traceParent?: string;
+}
+
+/** The shared queue at a glance (metrics): the same on every replica. */
+export interface QueueStats {
+  /** Jobs waiting in PENDING, service-wide. */
+  pending: number;
+  /** Age of the oldest PENDING job by the database's clock; 0 when none waits. */
+  oldestPendingAgeMs: number;
 }
 
 /** What makes an earlier result reusable for a job. */
@@ -98,6 +108,11 @@ export interface JobStore {
   readonly changes: Observable<JobSnapshot>;
   /** Fires when the shared queue may have work for this replica (a new job, a freed export path, an ended lease). */
   readonly queueChanged: Observable<void>;
+  /**
+   * The states this process committed, each once, as it commits (not those read for follow()):
+   * every state change is committed by exactly one process, so counts summed over replicas are exact.
+   */
+  readonly committed: Observable<JobSnapshot>;
   /** Asks for other replicas' writes of this job in `changes`; returns the call that stops it. */
   follow(id: string): () => void;
   /** The job's status changes (and new attempts) after version `after` and before `before`, in order. */
@@ -109,6 +124,8 @@ export interface JobStore {
   list(query: ListQuery): Promise<ListPage>;
   /** Jobs now waiting for a slot, service-wide. */
   pendingCount(): Promise<number>;
+  /** PENDING jobs and the oldest one's age, service-wide: one query on the pending index. */
+  queueStats(): Promise<QueueStats>;
   /** DONE jobs whose results a job may reuse, newest first (a few): one query on an index. */
   reusable(query: ReuseQuery): Promise<JobSnapshot[]>;
 

@@ -119,6 +119,14 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX jobs_reusable ON ${s}.jobs (query_hash, format, compression, target, updated_at) WHERE status = 5`,
     ],
   },
+  {
+    version: 4,
+    name: "tracing: the CreateJob call's trace context",
+    statements: (s) => [
+      // W3C traceparent of the CreateJob span: the replica that claims the job continues the trace.
+      `ALTER TABLE ${s}.jobs ADD COLUMN trace_parent text`,
+    ],
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS.at(-1)!.version;

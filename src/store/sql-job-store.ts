@@ -6,14 +6,25 @@ import { Subject } from "rxjs";
 import { UnavailableError } from "../errors.js";
 import { isTerminal, JobStatus, NO_PROGRESS, type JobLimits, type JobProgress, type JobSnapshot, type StateChange } from "../jobs/job.js";
 import type { ResultKind } from "../jobs/result-format.js";
-import { StaleStateError, type ClaimOptions, type CreateOutcome, type JobStore, type ListPage, type ListQuery, type NewJobRecord, type ReuseQuery, type WriteOptions } from "./job-store.js";
+import {
+  StaleStateError,
+  type ClaimOptions,
+  type CreateOutcome,
+  type JobStore,
+  type ListPage,
+  type ListQuery,
+  type NewJobRecord,
+  type QueueStats,
+  type ReuseQuery,
+  type WriteOptions,
+} from "./job-store.js";
 import { isTransient, quoteIdent, type Row, type SqlClient, type SqlRunner } from "./sql.js";
 
 const COLUMNS = `id::text AS id, report_id, query_id, query_text, status, error, result_uri, result_size::float8 AS result_size,
   export_uri, total_rows::float8 AS total_rows, bytes_processed::float8 AS bytes_processed, progress,
   round(extract(epoch FROM created_at) * 1000)::float8 AS created_ms, round(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms,
   version, attempt, replica, coalesce(request_id, '') AS request_id,
-  format, compression, content_type, limits, reuse_max_age_ms, reused_from`;
+  format, compression, content_type, limits, reuse_max_age_ms, reused_from, coalesce(trace_parent, '') AS trace_parent`;
 
 const ACTIVE = `(${JobStatus.PENDING}, ${JobStatus.RUNNING}, ${JobStatus.READING_RESULTS})`;
 const FINISHED = `(${JobStatus.DONE}, ${JobStatus.FAILED}, ${JobStatus.CANCELLED})`;
@@ -55,6 +66,7 @@ interface JobRow extends Row {
   limits: JobLimits | null;
   reuse_max_age_ms: number | null;
   reused_from: string;
+  trace_parent: string;
 }
 
 export interface SqlJobStoreOptions {
@@ -75,6 +87,8 @@ export class SqlJobStore implements JobStore {
   readonly changes = this.changed.asObservable();
   private readonly queue = new Subject<void>();
   readonly queueChanged = this.queue.asObservable();
+  private readonly commits = new Subject<JobSnapshot>();
+  readonly committed = this.commits.asObservable();
   /** Jobs followed here, with the newest version this store has emitted for each. */
   private readonly followed = new Map<string, { count: number; version: number }>();
   /** Jobs being re-read after a notification; `again`: another came meanwhile. */
@@ -154,7 +168,7 @@ export class SqlJobStore implements JobStore {
         do {
           state.again = false;
           const job = await this.get(id).catch(() => undefined);
-          if (job) this.emit(job);
+          if (job) this.emit(job, false);
         } while (state.again && !this.closed);
       } finally {
         this.refreshing.delete(id);
@@ -162,7 +176,9 @@ export class SqlJobStore implements JobStore {
     })();
   }
 
-  private emit(job: JobSnapshot): void {
+  /** `own`: committed by this process (else read for a followed job). */
+  private emit(job: JobSnapshot, own = true): void {
+    if (own && !this.closed) this.commits.next(job);
     const f = this.followed.get(job.id);
     if (f) {
       if (job.version <= f.version) return;
@@ -204,8 +220,8 @@ export class SqlJobStore implements JobStore {
         );
         const [created] = await tx.query<JobRow>(
           `INSERT INTO ${this.t} (id, report_id, query_id, query_text, status, export_uri, request_id, request_hash,
-             format, compression, content_type, limits, reuse_max_age_ms, query_hash, target)
-           VALUES ($1::uuid, $2, $3, $4, ${JobStatus.PENDING}, $5, $6, $7, $8::smallint, $9::smallint, $10, $11::text::jsonb, $12::float8, $13, $14)
+             format, compression, content_type, limits, reuse_max_age_ms, query_hash, target, trace_parent)
+           VALUES ($1::uuid, $2, $3, $4, ${JobStatus.PENDING}, $5, $6, $7, $8::smallint, $9::smallint, $10, $11::text::jsonb, $12::float8, $13, $14, $15)
            RETURNING ${COLUMNS}`,
           [
             job.id,
@@ -222,6 +238,7 @@ export class SqlJobStore implements JobStore {
             job.reuseMaxAgeMs ?? null,
             job.queryHash,
             job.target,
+            job.traceParent || null,
           ],
         );
         return { kind: "created", job: toSnapshot(created!), superseded: superseded.map(toSnapshot) };
@@ -272,6 +289,18 @@ export class SqlJobStore implements JobStore {
   async pendingCount(): Promise<number> {
     const [row] = await this.reading(() => this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.t} WHERE status = ${JobStatus.PENDING}`));
     return row?.n ?? 0;
+  }
+
+  async queueStats(): Promise<QueueStats> {
+    // Both parts read the pending index (jobs_pending: seq WHERE status = PENDING); seq order is creation order.
+    const [row] = await this.reading(() =>
+      this.db.query<{ pending: number; oldest_ms: number | null }>(
+        `SELECT (SELECT count(*)::int FROM ${this.t} WHERE status = ${JobStatus.PENDING}) AS pending,
+           (SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000)::float8 FROM ${this.t}
+            WHERE status = ${JobStatus.PENDING} ORDER BY seq LIMIT 1) AS oldest_ms`,
+      ),
+    );
+    return { pending: Number(row?.pending ?? 0), oldestPendingAgeMs: Math.max(0, Number(row?.oldest_ms ?? 0)) };
   }
 
   async claim({ replica, max, leaseMs, maxAttempts }: ClaimOptions): Promise<JobSnapshot[]> {
@@ -357,7 +386,10 @@ export class SqlJobStore implements JobStore {
         }
         const current = await this.get(id);
         // A retried write whose first try committed before the connection broke.
-        if (retried && current && current.version === fromVersion + 1 && (change.status === undefined || current.status === change.status)) return current;
+        if (retried && current && current.version === fromVersion + 1 && (change.status === undefined || current.status === change.status)) {
+          if (!this.closed) this.commits.next(current);
+          return current;
+        }
         throw new StaleStateError(id, current);
       } catch (err) {
         if (this.closed || !isTransient(err)) throw err;
@@ -452,6 +484,7 @@ export class SqlJobStore implements JobStore {
     this.closed = true;
     this.changed.complete();
     this.queue.complete();
+    this.commits.complete();
     await this.unlisten?.().catch(() => undefined);
     await this.db.close();
   }
@@ -514,6 +547,7 @@ function toSnapshot(r: JobRow): JobSnapshot {
     limits: Object.freeze({ ...(r.limits ?? { timeoutMs: 0 }) }) as JobLimits,
     reuseMaxAgeMs: r.reuse_max_age_ms === null || r.reuse_max_age_ms === undefined ? undefined : Number(r.reuse_max_age_ms),
     reusedFrom: r.reused_from ?? "",
+    traceParent: r.trace_parent ?? "",
   });
 }
 
@@ -546,6 +580,7 @@ function fromHistory(state: Record<string, unknown>, queryText: string): JobRow 
     limits: (state.limits as JobLimits | null) ?? null,
     reuse_max_age_ms: num(state.reuse_max_age_ms),
     reused_from: String(state.reused_from ?? ""),
+    trace_parent: String(state.trace_parent ?? ""),
   };
 }
 

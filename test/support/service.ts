@@ -36,11 +36,11 @@ export interface StartOptions {
 
 export const QUIET_ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
 
-/** Environment without any chjob/Dekart/AWS variable of the caller's. */
+/** Environment without any chjob/Dekart/AWS/OpenTelemetry variable of the caller's. */
 export function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(CHJOB_|DEKART_|AWS_)/.test(k)) env[k] = v;
+    if (v !== undefined && !/^(CHJOB_|DEKART_|AWS_|OTEL_)/.test(k)) env[k] = v;
   }
   return env;
 }
