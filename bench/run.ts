@@ -9,12 +9,13 @@ import { fileURLToPath } from "node:url";
 import { fanout } from "./workloads/fanout.js";
 import { large } from "./workloads/large.js";
 import { memory } from "./workloads/memory.js";
+import { replicas } from "./workloads/replicas.js";
 import { small } from "./workloads/small.js";
 import { store } from "./workloads/store.js";
 import { throughput } from "./workloads/throughput.js";
 import { fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "./workload.js";
 
-const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store];
+const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store, replicas];
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 function usage(problem?: string): never {
@@ -24,7 +25,7 @@ function usage(problem?: string): never {
       "  no workload: all of them; --log: the service's CHJOB_LOG_LEVEL (default warn); --env: extra service environment;\n" +
       "  --quiet: before each workload, wait (up to 10 min) until the 1-minute load average is below LOAD;\n" +
       "  --probe: measure the service's event-loop delay; --profile: CPU profiles (--cpu-prof) of every service and floor process into DIR;\n" +
-      "  store: its PostgreSQL server is BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)",
+      "  store, replicas: their PostgreSQL server is BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)",
   );
   process.exit(2);
 }

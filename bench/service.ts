@@ -21,6 +21,7 @@ import { S3_KEY_ID, S3_SECRET } from "./protocol.js";
 export interface BenchService {
   pid: number;
   grpcAddress: string;
+  /** The S3 server it uses: its embedded one, or AWS_ENDPOINT when its environment sets one. */
   s3Endpoint: string;
   client: JobClient;
   s3: S3Client;
@@ -117,7 +118,6 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
   const cwd = mkdtempSync(join(tmpdir(), "chjob-bench-service-"));
   const [grpcPort, s3Port] = [await freePort(), await freePort()];
   const grpcAddress = `127.0.0.1:${grpcPort}`;
-  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
   const probeFile = join(cwd, "probe.json");
   const nodeArgs = [...(opts.nodeArgs ?? []), ...(opts.probe ? ["--require", PROBE] : [])];
   const env: Record<string, string> = {
@@ -132,6 +132,9 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
     ...(opts.probe ? { BENCH_PROBE_OUT: probeFile } : {}),
     ...opts.env,
   };
+  // With AWS_ENDPOINT the service uses that S3 server and starts none of its own.
+  const externalS3 = env.AWS_ENDPOINT !== undefined;
+  const s3Endpoint = env.AWS_ENDPOINT ?? `http://127.0.0.1:${s3Port}`;
   const dataDir = resolve(cwd, env.CHJOB_DATA_DIR ?? ".chjob");
   // The embedded job store (PGlite) runs initdb on its first open of a directory
   // (10 s or more): start from a copy of a migrated one, as the tests do.
@@ -173,7 +176,7 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
     );
     if (serving) {
       const ports = listeningPorts(child.pid!);
-      if (ports.has(grpcPort) && ports.has(s3Port)) break;
+      if (ports.has(grpcPort) && (externalS3 || ports.has(s3Port))) break;
       // Something else answered on our port.
       child.kill("SIGKILL");
       client.close();

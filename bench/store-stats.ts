@@ -4,6 +4,7 @@
 // the CPU of the PostgreSQL backends that serve the service's connections.
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import postgres from "postgres";
 import { openPGlite } from "../src/store/pglite.js";
 import { quoteIdent, type SqlClient } from "../src/store/sql.js";
@@ -37,6 +38,13 @@ const sameCounts = (a: RowCounts, b: RowCounts) => a.ins === b.ins && a.upd === 
  * and an idle backend with counters still pending flushes within 10 s.
  */
 const STATS_QUIET_MS = 11_000;
+
+/**
+ * The tables a job's writes go to (its row and its status history). The schema's other
+ * tables change with time, not with jobs: `replicas` takes each replica's heartbeat
+ * every CHJOB_LEASE / 3, so counters over the whole schema never stay still.
+ */
+export const JOB_TABLES: readonly string[] = ["jobs", "job_states"];
 
 /** Per job versions, from the jobs table, grouped by the first part of query_id (`<tag>-<i>`). */
 export interface VersionCounts {
@@ -91,13 +99,13 @@ export class BenchDatabase {
     await this.sql.unsafe(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
   }
 
-  /** The schema's row counters now (as far as backends have flushed them). */
-  async counts(schema: string): Promise<RowCounts> {
+  /** The row counters of the schema's tables (`tables`: only those), as far as backends have flushed them. */
+  async counts(schema: string, tables?: readonly string[]): Promise<RowCounts> {
     const [row] = await this.sql<RowCounts[]>`
       SELECT coalesce(sum(n_tup_ins), 0)::float8 AS ins, coalesce(sum(n_tup_upd), 0)::float8 AS upd,
              coalesce(sum(n_tup_hot_upd), 0)::float8 AS "hotUpd", coalesce(sum(n_tup_del), 0)::float8 AS del,
              coalesce(sum(seq_scan), 0)::float8 AS "seqScan", coalesce(sum(idx_scan), 0)::float8 AS "idxScan"
-      FROM pg_stat_user_tables WHERE schemaname = ${schema}`;
+      FROM pg_stat_user_tables WHERE schemaname = ${schema} ${tables ? this.sql`AND relname = ANY(${[...tables]}::text[])` : this.sql``}`;
     return row!;
   }
 
@@ -107,16 +115,22 @@ export class BenchDatabase {
    * (scans are not waited for: the service's idle claim polls keep scanning).
    * `settled` is false when `capMs` passed first.
    */
-  async settledCounts(schema: string, since: RowCounts, minIns: number, capMs = 45_000): Promise<{ counts: RowCounts; settled: boolean; waitedMs: number }> {
+  async settledCounts(
+    schema: string,
+    since: RowCounts,
+    minIns: number,
+    capMs = 45_000,
+    tables?: readonly string[],
+  ): Promise<{ counts: RowCounts; settled: boolean; waitedMs: number }> {
     const t0 = Date.now();
-    let last = await this.counts(schema);
+    let last = await this.counts(schema, tables);
     let lastChange = Date.now();
     for (;;) {
       const quiet = Date.now() - lastChange >= STATS_QUIET_MS;
       if (quiet && last.ins - since.ins >= minIns) return { counts: last, settled: true, waitedMs: Date.now() - t0 };
       if (Date.now() - t0 > capMs) return { counts: last, settled: false, waitedMs: Date.now() - t0 };
       await new Promise((r) => setTimeout(r, 500));
-      const now = await this.counts(schema);
+      const now = await this.counts(schema, tables);
       if (!sameCounts(now, last)) lastChange = Date.now();
       last = now;
     }
@@ -125,6 +139,43 @@ export class BenchDatabase {
   /** Jobs, versions and attempts in the schema, by query_id tag. */
   versions(schema: string): Promise<Map<string, VersionCounts>> {
     return versionsBy((text) => this.sql.unsafe(text) as never, schema);
+  }
+
+  /** Jobs as stored: status, version, attempt, replica, owner and lease, result. */
+  async jobRows(schema: string, ids: string[]): Promise<Array<Record<string, unknown>>> {
+    return this.sql.unsafe(
+      `SELECT id::text AS id, status, version, attempt, replica, owner, lease_until::text AS lease_until, updated_at::text AS updated_at, result_uri
+       FROM ${quoteIdent(schema)}.jobs WHERE id = ANY($1::uuid[])`,
+      [ids],
+    ) as unknown as Promise<Array<Record<string, unknown>>>;
+  }
+
+  /**
+   * When each job first reached each status, from its history (job_states: the row's
+   * updated_at at that write, microseconds), as ms since the epoch: key `<id>:<status>`.
+   */
+  async statusTimes(schema: string, ids: string[]): Promise<Map<string, number>> {
+    const rows = await this.sql.unsafe<Array<{ id: string; status: number; ms: number }>>(
+      `SELECT job_id::text AS id, (state->>'status')::int AS status, min(extract(epoch FROM (state->>'updated_at')::timestamptz) * 1000)::float8 AS ms
+       FROM ${quoteIdent(schema)}.job_states WHERE job_id = ANY($1::uuid[]) GROUP BY 1, 2`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [`${r.id}:${r.status}`, r.ms]));
+  }
+
+  /**
+   * The server's clock against this process's (performance.timeOrigin + performance.now()):
+   * server − local at the middle of the round trip, ms, best of `tries` (the shortest trip).
+   */
+  async clockOffset(tries = 20): Promise<{ offsetMs: number; roundTripMs: number }> {
+    let best = { offsetMs: NaN, roundTripMs: Infinity };
+    for (let i = 0; i < tries; i++) {
+      const t0 = performance.timeOrigin + performance.now();
+      const [row] = await this.sql<Array<{ ms: number }>>`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`;
+      const t1 = performance.timeOrigin + performance.now();
+      if (t1 - t0 < best.roundTripMs) best = { offsetMs: row!.ms - (t0 + t1) / 2, roundTripMs: t1 - t0 };
+    }
+    return best;
   }
 
   /** PIDs of the backends serving `clientPid`'s connections to this server (matched by the client's port). */
