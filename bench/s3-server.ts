@@ -60,7 +60,10 @@ if (process.send && process.argv[1] === fileURLToPath(import.meta.url)) {
   process.on("message", (m: Start | { op: "stop" }) => {
     if (m.op === "start") {
       startStandaloneS3(m).then(
-        (s) => ((s3 = s), send({ op: "started", endpoint: s.endpoint, pid: process.pid })),
+        (s) => {
+          s3 = s;
+          send({ op: "started", endpoint: s.endpoint, pid: process.pid });
+        },
         (err: unknown) => send({ op: "error", message: String(err) }),
       );
     } else {
