@@ -84,8 +84,10 @@ interface RunningJob {
   /** The version this runner's write in flight will give the job: its own echo from the store is not news. */
   writing: number | undefined;
   figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined }> | undefined;
-  /** Stopped to hand the job to another replica (shutdown): no status write, no release. */
+  /** Stopped for another replica (hand-over at shutdown, a lease taken over): no status write, no release, no result removal. */
   handingOver: boolean;
+  /** The attempt this runner runs; a later one is another replica's (or another run's). */
+  readonly attempt: number;
   /** Phases of this run, for metrics and traces. */
   readonly telemetry: JobRunTelemetry;
 }
@@ -267,6 +269,7 @@ export class JobRunner {
       writing: undefined,
       figures: undefined,
       handingOver: false,
+      attempt: job.attempt,
       telemetry: (this.deps.telemetry ?? NO_TELEMETRY).claimed(job),
     };
     this.running.set(job.id, r);
@@ -449,7 +452,8 @@ export class JobRunner {
     const r = this.running.get(s.id);
     if (!r || s.version <= r.snapshot.version || s.version === r.writing) return;
     r.snapshot = s;
-    if (isTerminal(s.status) || s.replica !== this.deps.settings.replicaId) r.stop.abort();
+    if (isTerminal(s.status)) r.stop.abort();
+    else if (s.replica !== this.deps.settings.replicaId || s.attempt !== r.attempt) this.leaveToOther(r);
   }
 
   /**
@@ -521,18 +525,30 @@ export class JobRunner {
     const { store, settings, log } = this.deps;
     await store.heartbeat(settings.replicaId, this.draining).catch((err) => log.warn({ err: String(err) }, "could not record this replica's heartbeat"));
     if (this.running.size === 0) return;
+    // Only jobs held since before the renewal can have lost their lease: one claimed meanwhile,
+    // or one whose final write (it releases the job) commits meanwhile, is not in the answer.
+    const before = new Map([...this.running].filter(([, r]) => r.writing === undefined).map(([id, r]) => [id, r.snapshot.version]));
     try {
       const held = new Set(await store.renewLeases(settings.replicaId, settings.leaseMs));
-      for (const r of this.running.values()) {
-        if (!held.has(r.snapshot.id) && !isTerminal(r.snapshot.status)) {
-          log.warn({ job: r.snapshot.id }, "lost the job's lease to another replica; stopping here");
-          r.stop.abort();
-        }
+      for (const [id, version] of before) {
+        const r = this.running.get(id);
+        if (!r || held.has(id) || r.writing !== undefined || r.snapshot.version !== version || isTerminal(r.snapshot.status)) continue;
+        const now = await store.get(id).catch(() => undefined);
+        if (!now || isTerminal(now.status) || (now.replica === settings.replicaId && now.attempt === r.snapshot.attempt)) continue;
+        log.warn({ job: id, now: now.replica }, "lost the job's lease to another replica; stopping here");
+        this.leaveToOther(r);
       }
     } catch (err) {
       log.warn({ err: String(err) }, "could not renew leases");
     }
   }
+
+  /** Stops a job that another replica runs now: no status write, no release, and its result object is theirs. */
+  private leaveToOther(r: RunningJob): void {
+    r.handingOver = true;
+    r.stop.abort();
+  }
+
 
   private startSampler(): void {
     if (this.sampler) return;
