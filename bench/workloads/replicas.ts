@@ -199,6 +199,8 @@ interface Burst {
   /** p50 per job, ms: PENDING → RUNNING, export, copy. */
   phases: { queue: number; export: number; copy: number };
   notDone: number;
+  /** DONE jobs whose result object is not there (HeadObject after the burst). */
+  missingResults: string[];
   noTerminal: number;
   skipped: number;
   /** Jobs whose watch ended with no terminal state, as the store has them. */
@@ -220,6 +222,7 @@ interface LatencyRound {
   phases: { queue: number; export: number; copy: number };
   ranOn: Record<string, number>;
   notDone: number;
+  missingResults: string[];
   skipped: number;
 }
 
@@ -310,6 +313,13 @@ async function measure(
     for (let i = 0; i < n; i++) if (!live[i]) await startReplica(i);
   };
   const up = () => live.filter((r): r is Replica => r !== undefined);
+  const results3 = s3Client(s3.endpoint, S3_KEY_ID, S3_SECRET);
+  /** The DONE jobs among `jobs` whose result object is missing (outside any timed window). */
+  const missing = async (jobs: Array<Job | undefined>) => {
+    const done = jobs.filter((j): j is Job => j?.status === JobStatus.DONE);
+    const found = await Promise.all(done.map((j) => objectExists(results3, j.resultUri)));
+    return done.filter((_, i) => !found[i]).map((j) => j.id);
+  };
 
   const latencyPerRound = Math.max(LATENCY_MIN_PER_ROUND, Math.ceil(LATENCY_JOBS / ctx.rounds));
   const bursts: Burst[] = [];
@@ -324,6 +334,7 @@ async function measure(
     const stamps: Stamp[] = [];
     const ids: string[] = [];
     const ranOn: Record<string, number> = {};
+    const finals: Array<Job | undefined> = [];
     let notDone = 0;
     let skippedStatus = 0;
     for (let j = 0; j < latencyPerRound; j++) {
@@ -335,17 +346,28 @@ async function measure(
         if (w.final?.status !== JobStatus.DONE) notDone++;
         else if (!noStatusSkipped(w.statuses)) skippedStatus++;
       }
+      finals.push(seen[0].final);
       const ran = seen[0].final?.replica ?? "?";
       ranOn[ran] = (ranOn[ran] ?? 0) + 1;
     }
     const times = await db.statusTimes(schema, ids);
-    const round: LatencyRound = { round: r, jobs: latencyPerRound, latency: latencies(stamps, times), phases: phases(ids, times), ranOn, notDone, skipped: skippedStatus };
+    const round: LatencyRound = {
+      round: r,
+      jobs: latencyPerRound,
+      latency: latencies(stamps, times),
+      phases: phases(ids, times),
+      ranOn,
+      notDone,
+      missingResults: await missing(finals),
+      skipped: skippedStatus,
+    };
     latency.push(round);
     const { remote, local } = round.latency;
     ctx.say(
       `  round ${r + 1}, latency (${latencyPerRound} jobs created on ${a!.name}, watched on ${a!.name} and ${b!.name}; ran on ${ranOnText(ranOn)}): ` +
         `other replica ${spread(remote)} (${remote.length} statuses), writing replica ${spread(local)} (${local.length}); ` +
-        `per job p50 waiting ${fmt(round.phases.queue)} ms, export ${fmt(round.phases.export)} ms, copy ${fmt(round.phases.copy)} ms`,
+        `per job p50 waiting ${fmt(round.phases.queue)} ms, export ${fmt(round.phases.export)} ms, copy ${fmt(round.phases.copy)} ms` +
+        (round.missingResults.length ? `; DONE without their result object: ${round.missingResults.join(", ")}` : ""),
     );
   };
 
@@ -393,6 +415,7 @@ async function measure(
       ctx.say(`  job ${x.id} (watched on ${x.on}) had not ended ${STUCK_MS / 1000} s after the burst's last job did (${x.w.error}); in the store: ${JSON.stringify(lostJobs.find((j) => j.id === x.id))}`);
     }
     const times = await db.statusTimes(schema, watched.map((x) => x.id));
+    const missingResults = await missing(results.map((x) => x.final));
     const after = await settle(since, BURST);
     const ranOn: Record<string, number> = {};
     for (const x of results) if (x.final) ranOn[x.final.replica] = (ranOn[x.final.replica] ?? 0) + 1;
@@ -416,6 +439,7 @@ async function measure(
       phases: phases(watched.map((x) => x.id), times),
       noTerminal: lost.length,
       notDone: results.filter((x) => x.final && x.final.status !== JobStatus.DONE).length,
+      missingResults,
       skipped: results.filter((x) => x.final?.status === JobStatus.DONE && !noStatusSkipped(x.statuses)).length,
       lostJobs,
     };
@@ -426,6 +450,7 @@ async function measure(
         `CPU per job ${fmt(burst.cpu.replicas)} ms replicas + ${fmt(burst.cpu.backends)} ms backends + ${fmt(burst.cpu.s3)} ms S3${stalled ? " (a job stuck: counted until the others ended)" : ""}; ` +
         `job-table rows per job ${fmt(rowWrites(burst.rows) / BURST, 2)}${after.settled ? "" : " (counters not settled)"}; ` +
         `per job p50 waiting ${fmt(burst.phases.queue)} ms, export ${fmt(burst.phases.export)} ms, copy ${fmt(burst.phases.copy)} ms` +
+        (missingResults.length ? `; DONE without their result object: ${missingResults.join(", ")}` : "") +
         (remote.length ? `; status latency, other replica p50 ${fmt(median(remote))} / p99 ${fmt(percentile(remote, 99))} ms, writing replica p50 ${fmt(median(local))} / p99 ${fmt(percentile(local, 99))} ms` : ""),
     );
     return after.counts;
@@ -447,6 +472,7 @@ async function measure(
     }
   }
 
+  results3.destroy();
   // Versioned writes per job, by burst (query ids b<round>n<replicas>-<i>) and by latency round (l<round>-<j>).
   const versions = await db.versions(schema);
   for (const b of bursts) {
@@ -498,6 +524,7 @@ function result(
     return `${fmt(percentile(bs.flatMap((b) => b.latency.remote), q))} / ${fmt(percentile(bs.flatMap((b) => b.latency.local), q))}`;
   };
   const notDone = bursts.reduce((k, b) => k + b.notDone, 0) + latency.reduce((k, l) => k + l.notDone, 0);
+  const missingResults = [...bursts, ...latency].reduce((k, x) => k + x.missingResults.length, 0);
   const noTerminal = bursts.reduce((k, b) => k + b.noTerminal, 0);
   const skippedStatuses = bursts.reduce((k, b) => k + b.skipped, 0) + latency.reduce((k, l) => k + l.skipped, 0);
   const watchers = BURST * bursts.length + 2 * latencyJobs;
@@ -553,13 +580,13 @@ function result(
       `2 replicas: ${burstLatency(2, 50)}; ${burstLatency(2, 99)} — 3 replicas: ${burstLatency(3, 50)}; ${burstLatency(3, 99)}`,
     ),
     {
-      metric: `jobs not DONE / watchers with no terminal status / with a status skipped (of ${watchers} watchers)`,
+      metric: `jobs not DONE / DONE without their result object / watchers with no terminal status / with a status skipped (of ${watchers} watchers)`,
       unit: "",
-      service: `${notDone} / ${noTerminal} / ${skippedStatuses}`,
+      service: `${notDone} / ${missingResults} / ${noTerminal} / ${skippedStatuses}`,
       floor: "",
       compare: remote.length < LATENCY_MIN_SAMPLES ? `only ${remote.length} cross-replica statuses (fewer than ${LATENCY_MIN_SAMPLES})` : "",
-      bar: "0 / 0 / 0",
-      met: notDone === 0 && noTerminal === 0 && skippedStatuses === 0,
+      bar: "0 / 0 / 0 / 0",
+      met: notDone === 0 && missingResults === 0 && noTerminal === 0 && skippedStatuses === 0,
     },
   ];
   if (remote.length < LATENCY_MIN_SAMPLES) ctx.say(`  note: ${remote.length} cross-replica status changes measured, fewer than ${LATENCY_MIN_SAMPLES}`);
