@@ -257,6 +257,17 @@ export async function watchToEnd(client: JobClient, jobId: string, t0: number): 
   return { ms, statuses, final };
 }
 
+/** Runs jobs one after another on a service; the client-observed milliseconds of each. */
+export async function runJobsInTurn(client: JobClient, jobs: JobSpec[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const spec of jobs) {
+    const res = await serviceJob(client, spec);
+    mustBeDone(res);
+    out.push(res.ms);
+  }
+  return out;
+}
+
 export function mustBeDone(r: ServiceJobResult): void {
   if (r.final.status !== JobStatus.DONE) throw new Error(`job ${r.final.id} ended ${JobStatus[r.final.status]}: ${r.final.error}`);
 }

@@ -21,6 +21,18 @@ export interface RowCounts {
   idxScan: number;
 }
 
+/** Rows inserted, updated and deleted. */
+export const rowWrites = (c: RowCounts) => c.ins + c.upd + c.del;
+export const zeroCounts = (): RowCounts => ({ ins: 0, upd: 0, hotUpd: 0, del: 0, seqScan: 0, idxScan: 0 });
+export const plus = (a: RowCounts, b: RowCounts): RowCounts => ({
+  ins: a.ins + b.ins,
+  upd: a.upd + b.upd,
+  hotUpd: a.hotUpd + b.hotUpd,
+  del: a.del + b.del,
+  seqScan: a.seqScan + b.seqScan,
+  idxScan: a.idxScan + b.idxScan,
+});
+
 export const minus = (a: RowCounts, b: RowCounts): RowCounts => ({
   ins: a.ins - b.ins,
   upd: a.upd - b.upd,

@@ -75,6 +75,16 @@ export async function settleDisk(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
 }
 
+/** A workload that needs PostgreSQL and found none: one row saying so. */
+export function skippedForPostgres(name: string, title: string, why: string): WorkloadResult {
+  return {
+    name,
+    title,
+    rows: [{ metric: "skipped: no PostgreSQL server (BENCH_DATABASE_URL)", unit: "", service: why, floor: "", compare: "", bar: "", met: undefined }],
+    details: { skipped: why },
+  };
+}
+
 export const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 export const ratio = (s: number, f: number) => `${(s / f).toFixed(3)}×`;
 export const diff = (s: number, f: number, unit = "ms") => `${s - f >= 0 ? "+" : ""}${(s - f).toFixed(1)} ${unit}`;

@@ -39,8 +39,8 @@ import { objectExists, s3Client } from "../../test/support/s3.js";
 import { startS3Process, type S3Process } from "../s3-server.js";
 import { noStatusSkipped, startBenchService, TERMINAL, type BenchService } from "../service.js";
 import { median, percentile } from "../stats.js";
-import { BenchDatabase, JOB_TABLES, minus, type RowCounts } from "../store-stats.js";
-import { diff, fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
+import { BenchDatabase, JOB_TABLES, minus, plus, rowWrites, zeroCounts, type RowCounts } from "../store-stats.js";
+import { diff, fmt, skippedForPostgres, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
 
 const BURST = 200;
 const SLOTS = 8;
@@ -235,7 +235,7 @@ export const replicas: Workload = {
     const db = await BenchDatabase.connect(url);
     if (typeof db === "string") {
       ctx.say(`  skipped: no PostgreSQL to run against (${db}); set BENCH_DATABASE_URL`);
-      return skipped(db);
+      return skippedForPostgres("replicas", TITLE, db);
     }
     const schema = db.freshSchema();
     ctx.say(`  PostgreSQL: ${db.description}, schema ${schema}`);
@@ -509,7 +509,7 @@ function result(
   const one = jobsPerS(1);
   const perJob = (n: number) => {
     const bs = by(n);
-    return { rows: bs.reduce((acc, b) => sum(acc, b.rows), zero()), jobs: BURST * bs.length, settled: bs.every((b) => b.settled) };
+    return { rows: bs.reduce((acc, b) => plus(acc, b.rows), zeroCounts()), jobs: BURST * bs.length, settled: bs.every((b) => b.settled) };
   };
   const writesText = (n: number) => {
     const { rows, jobs } = perJob(n);
@@ -528,7 +528,7 @@ function result(
   const noTerminal = bursts.reduce((k, b) => k + b.noTerminal, 0);
   const skippedStatuses = bursts.reduce((k, b) => k + b.skipped, 0) + latency.reduce((k, l) => k + l.skipped, 0);
   const watchers = BURST * bursts.length + 2 * latencyJobs;
-  const latRows = latencyWrites.reduce((acc, w) => sum(acc, w.rows), zero());
+  const latRows = latencyWrites.reduce((acc, w) => plus(acc, w.rows), zeroCounts());
   const latPer = (x: number) => fmt(x / latencyJobs, 2);
   const lat = (q: number | "max"): Row => {
     const s = q === "max" ? Math.max(...remote) : percentile(remote, q);
@@ -666,22 +666,4 @@ function addCounts(a: Record<string, number>, b: Record<string, number>): Record
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const rowWrites = (c: RowCounts) => c.ins + c.upd + c.del;
-const zero = (): RowCounts => ({ ins: 0, upd: 0, hotUpd: 0, del: 0, seqScan: 0, idxScan: 0 });
-const sum = (a: RowCounts, b: RowCounts): RowCounts => ({
-  ins: a.ins + b.ins,
-  upd: a.upd + b.upd,
-  hotUpd: a.hotUpd + b.hotUpd,
-  del: a.del + b.del,
-  seqScan: a.seqScan + b.seqScan,
-  idxScan: a.idxScan + b.idxScan,
-});
 
-function skipped(why: string): WorkloadResult {
-  return {
-    name: "replicas",
-    title: TITLE,
-    rows: [{ metric: "skipped: no PostgreSQL server (BENCH_DATABASE_URL)", unit: "", service: why, floor: "", compare: "", bar: "", met: undefined }],
-    details: { skipped: why },
-  };
-}

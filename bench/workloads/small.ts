@@ -3,7 +3,7 @@
 import { cpuWindow } from "../cpu.js";
 import { startFloor } from "../floor-process.js";
 import type { JobSpec } from "../protocol.js";
-import { mustBeDone, serviceJob, startBenchService } from "../service.js";
+import { runJobsInTurn, startBenchService } from "../service.js";
 import { median, percentile } from "../stats.js";
 import { alternate, diff, fmt, stopBoth, type Workload } from "../workload.js";
 
@@ -27,15 +27,7 @@ export const small: Workload = {
     const serviceCpu: number[] = [];
     const clientCpu: number[] = [];
     const floorCpu: number[] = [];
-    const runService = async (jobs: JobSpec[]) => {
-      const out: number[] = [];
-      for (const spec of jobs) {
-        const res = await serviceJob(svc.client, spec);
-        mustBeDone(res);
-        out.push(res.ms);
-      }
-      return out;
-    };
+    const runService = (jobs: JobSpec[]) => runJobsInTurn(svc.client, jobs);
     const extra: Record<string, unknown> = {};
     try {
       await runService(specs("warm").slice(0, WARMUP));

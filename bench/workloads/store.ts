@@ -11,10 +11,10 @@
 import { cpuWindow, type LoopDelay } from "../cpu.js";
 import { startFloor, type Floor } from "../floor-process.js";
 import type { JobSpec } from "../protocol.js";
-import { mustBeDone, serviceJob, startBenchService, type BenchService } from "../service.js";
+import { runJobsInTurn, startBenchService, type BenchService } from "../service.js";
 import { median, percentile } from "../stats.js";
-import { BenchDatabase, JOB_TABLES, minus, pgliteVersions, type RowCounts, type VersionCounts } from "../store-stats.js";
-import { diff, fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
+import { BenchDatabase, JOB_TABLES, minus, plus, rowWrites, zeroCounts, pgliteVersions, type RowCounts, type VersionCounts } from "../store-stats.js";
+import { diff, fmt, skippedForPostgres, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
 
 const JOBS = 50;
 const WARMUP = 20;
@@ -44,7 +44,7 @@ export const store: Workload = {
     const db = await BenchDatabase.connect(url);
     if (typeof db === "string") {
       ctx.say(`  skipped: no PostgreSQL to run against (${db}); set BENCH_DATABASE_URL`);
-      return skipped(db);
+      return skippedForPostgres("store", TITLE, db);
     }
     const schema = db.freshSchema();
     ctx.say(`  PostgreSQL: ${db.description}, schema ${schema}`);
@@ -87,15 +87,7 @@ async function measure(ctx: BenchContext, db: BenchDatabase, schema: string, flo
   const lite = liteService.svc;
   const pg = pgService.svc;
   const specs = (tag: string, n = JOBS): JobSpec[] => Array.from({ length: n }, (_, i) => ({ reportId: "bench", queryId: `${tag}-${i}`, sql: "SELECT 1" }));
-  const runService = async (svc: BenchService, jobs: JobSpec[]) => {
-    const out: number[] = [];
-    for (const spec of jobs) {
-      const res = await serviceJob(svc.client, spec);
-      mustBeDone(res);
-      out.push(res.ms);
-    }
-    return out;
-  };
+  const runService = (svc: BenchService, jobs: JobSpec[]) => runJobsInTurn(svc.client, jobs);
   const ms: Record<Side, number[][]> = { pglite: [], postgres: [], floor: [] };
   const cpu = {
     pglite: { service: [] as number[], client: [] as number[] },
@@ -169,7 +161,7 @@ async function measure(ctx: BenchContext, db: BenchDatabase, schema: string, flo
   const p = (side: Side, q: number) => percentile(all(side), q);
   const f50 = p("floor", 50);
   const f99 = p("floor", 99);
-  const total = writes.reduce((acc, w) => sum(acc, w.rows), zero());
+  const total = writes.reduce((acc, w) => plus(acc, w.rows), zeroCounts());
   const wJobs = writes.reduce((k, w) => k + w.jobs, 0);
   const per = (x: number) => fmt(x / wJobs, 2);
   const floorCpu = median(cpu.floor);
@@ -260,22 +252,4 @@ async function measure(ctx: BenchContext, db: BenchDatabase, schema: string, flo
   };
 }
 
-const rowWrites = (c: RowCounts) => c.ins + c.upd + c.del;
-const zero = (): RowCounts => ({ ins: 0, upd: 0, hotUpd: 0, del: 0, seqScan: 0, idxScan: 0 });
-const sum = (a: RowCounts, b: RowCounts): RowCounts => ({
-  ins: a.ins + b.ins,
-  upd: a.upd + b.upd,
-  hotUpd: a.hotUpd + b.hotUpd,
-  del: a.del + b.del,
-  seqScan: a.seqScan + b.seqScan,
-  idxScan: a.idxScan + b.idxScan,
-});
 
-function skipped(why: string): WorkloadResult {
-  return {
-    name: "store",
-    title: TITLE,
-    rows: [{ metric: "skipped: no PostgreSQL server (BENCH_DATABASE_URL)", unit: "", service: why, floor: "", compare: "", bar: "", met: undefined }],
-    details: { skipped: why },
-  };
-}
