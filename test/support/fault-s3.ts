@@ -3,10 +3,10 @@
 // proxy in front of one that goes away the moment it sees a CopyObject.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEmbeddedS3, type EmbeddedS3 } from "../../src/storage/embedded-s3.js";
+import { freePort, listenOnLoopback } from "./ports.js";
 
 export interface StandaloneS3 {
   /** `http://127.0.0.1:<port>` (the same after a restart). */
@@ -101,14 +101,13 @@ export async function startCopyCutProxy(target: string, mode: "cut" | "hang" = "
     req.pipe(upstream);
   };
   let server: Server = createServer(handler);
-  await listen(server, 0);
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     cut,
     async reopen() {
       server = createServer(handler);
-      await listen(server, port);
+      await listenOnLoopback(server, port);
     },
     async close() {
       server.closeAllConnections();
@@ -117,18 +116,5 @@ export async function startCopyCutProxy(target: string, mode: "cut" | "hang" = "
   };
 }
 
-function listen(server: Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-}
-
 /** A loopback port nothing listens on (it was free a moment ago). */
-export async function closedPort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export const closedPort = freePort;

@@ -3,7 +3,7 @@
 // UploadPartCopy, with which part number, range and size. It forwards the Host header unchanged,
 // so SigV4 signatures still match.
 import { createServer, request, type IncomingHttpHeaders } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "./ports.js";
 
 export interface RecordedRequest {
   method: string;
@@ -48,11 +48,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
