@@ -144,7 +144,7 @@ export class JobRunner {
         contentType: objectHeaders(req.kind).contentType,
         limits: req.limits,
         reuseMaxAgeMs: req.reuseMaxAgeMs,
-        queryHash: createHash("sha256").update(normalizeStatement(statement)).digest("base64url"),
+        queryHash: queryHash(statement),
         target: this.deps.engine.description,
         traceParent: this.deps.telemetry?.creating(id),
       },
@@ -335,9 +335,8 @@ export class JobRunner {
     const job = r.snapshot;
     if (job.reuseMaxAgeMs === undefined) return false;
     const { store, objects, settings, log } = this.deps;
-    const statement = checkQueryText(job.queryText, settings.maxQueryBytes);
     const candidates = await store.reusable({
-      queryHash: createHash("sha256").update(normalizeStatement(statement)).digest("base64url"),
+      queryHash: queryHash(checkQueryText(job.queryText, settings.maxQueryBytes)),
       kind: job,
       target: this.deps.engine.description,
       maxAgeMs: job.reuseMaxAgeMs,
@@ -599,6 +598,11 @@ export class JobRunner {
     const text = err instanceof ObjectStoreError || err instanceof JobTimeoutError || err instanceof ResultTooLargeError ? err.message : describeClickHouseError(err);
     return this.deps.redact(text);
   }
+}
+
+/** What result reuse compares queries by: the checked statement, blank runs outside literals made one space. */
+function queryHash(statement: string): string {
+  return createHash("sha256").update(normalizeStatement(statement)).digest("base64url");
 }
 
 /** What makes two CreateJob requests with one request_id the same request. */
