@@ -590,6 +590,37 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     }
   });
 
+  concurrent("follow: the state another store writes arrives whole, field for field as get() reads it: statuses, progress, a long error", async (ctx) => {
+    const [a, b] = [await ctx.open(), await ctx.open()];
+    const job = created(await a.create(rec({ limits: { timeoutMs: 5000, maxRowsToRead: 7 } }), 100));
+    const seen: JobSnapshot[] = [];
+    const sub = b.changes.subscribe((s) => s.id === job.id && seen.push(s));
+    const unfollow = b.follow(job.id);
+    const arrived = async (version: number) => {
+      const until = Date.now() + 5000;
+      while (!seen.some((s) => s.version >= version) && Date.now() < until) await sleep(10);
+      const got = seen.find((s) => s.version === version);
+      assert.ok(got, `b saw version ${version} (saw ${seen.map((s) => s.version)})`);
+      assert.equal(got, await a.get(job.id), `version ${version} as b heard it equals the stored row`);
+    };
+    try {
+      assert.ok(await b.get(job.id)); // b has read the job once: it knows its query text
+      const [running] = await a.claim(claimOpts("r1"));
+      await arrived(running!.version);
+      // Progress-only news goes out at most about once a second per job (the trigger's throttle).
+      await sleep(1000);
+      const progressed = await a.write(job.id, running!.version, { progress: { rowsRead: 5, bytesRead: 50, totalRowsToRead: 10, elapsedMs: 12 } });
+      await arrived(progressed.version);
+      // Longer than NOTIFY's 8000 bytes with the rest of the state: it goes as id:version and is read.
+      const failed = await a.write(job.id, progressed.version, { status: JobStatus.FAILED, error: "e".repeat(9000) }, { release: true });
+      await arrived(failed.version);
+      assert.is(seen.at(-1)!.error.length, 9000);
+    } finally {
+      unfollow();
+      sub.unsubscribe();
+    }
+  });
+
   test("queue bound: the (N+1)th waiting job is refused as queue-full and nothing is stored", async (ctx) => {
     const store = await ctx.open();
     const kept = [];

@@ -43,6 +43,7 @@ function openHttp(target: Extract<ClickHouseTarget, { kind: "http" }>, opts: Eng
     // The summary header then carries the final figures, and an error that
     // happens mid-query still arrives as an error status.
     exportSettings: { wait_end_of_query: 1 },
+    stickySettings: false, // HTTP: each request carries its own settings
   });
 }
 
@@ -76,6 +77,8 @@ async function openChdb(path: string, opts: EngineOptions): Promise<ClickHouseEn
     controlClient: await chdbClient(path),
     matcher: byExportUrl,
     exportSettings: {},
+    // chDB's adapter applies settings with SET on the session: they stay for the next export.
+    stickySettings: true,
   });
   await engine.ping(); // loads the engine now rather than on the first job
   return engine;

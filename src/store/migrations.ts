@@ -1,13 +1,13 @@
 // The job store's schema, as numbered migrations applied at start. Replicas
 // starting together take turns through a session-level advisory lock; a
 // database migrated by newer code than this is refused.
-import { quoteIdent, type SqlClient, type SqlRunner } from "./sql.js";
+import { quoteIdent, quoteLiteral, type SqlClient, type SqlRunner } from "./sql.js";
 
 interface Migration {
   version: number;
   name: string;
-  /** Statements, one per entry (drivers take one statement per query). */
-  statements: (schema: string) => string[];
+  /** Statements, one per entry (drivers take one statement per query); `s` is the quoted schema, `name` as given. */
+  statements: (s: string, name: string) => string[];
 }
 
 const ACTIVE = "(1, 2, 4)"; // PENDING, RUNNING, READING_RESULTS
@@ -127,6 +127,118 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE ${s}.jobs ADD COLUMN trace_parent text`,
     ],
   },
+  {
+    version: 5,
+    name: "one round trip per rule: create and claim as functions; static history and notifications carrying the state",
+    statements: (s, name) => [
+      // CreateJob's rule in one call (src/store/sql-job-store.ts, create): the request_id lookup,
+      // the queue bound and the supersede, under the same advisory locks as before (replicas of
+      // the previous version, mid-upgrade, still take turns with these). Returns the request_id's
+      // earlier job; or the superseded jobs and the new one; or nothing when the queue is full.
+      `CREATE FUNCTION ${s}.create_job(p_id uuid, p_report text, p_query text, p_text text, p_export text,
+          p_request text, p_request_hash text, p_format smallint, p_compression smallint, p_content_type text,
+          p_limits jsonb, p_reuse float8, p_query_hash text, p_target text, p_trace text, p_queue_limit int)
+        RETURNS SETOF ${s}.jobs LANGUAGE plpgsql AS $fn$
+      DECLARE
+        waiting int;
+      BEGIN
+        IF p_request IS NOT NULL THEN
+          PERFORM pg_advisory_xact_lock(hashtextextended('request ' || p_request, 0));
+          RETURN QUERY SELECT * FROM ${s}.jobs WHERE request_id = p_request;
+          IF FOUND THEN RETURN; END IF;
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtextextended(${quoteLiteral(`queue ${name}`)}, 0));
+        SELECT count(*) INTO waiting FROM ${s}.jobs WHERE status = 1;
+        IF waiting >= p_queue_limit THEN RETURN; END IF;
+        PERFORM pg_advisory_xact_lock(hashtextextended('key ' || p_report || '/' || p_query, 0));
+        RETURN QUERY UPDATE ${s}.jobs SET status = 7, error = 'superseded by job ' || p_id || ' for the same report_id and query_id',
+            version = version + 1, updated_at = clock_timestamp(), owner = CASE WHEN status = 1 THEN NULL ELSE owner END
+          WHERE report_id = p_report AND query_id = p_query AND status IN ${ACTIVE} RETURNING *;
+        RETURN QUERY INSERT INTO ${s}.jobs (id, report_id, query_id, query_text, status, export_uri, request_id, request_hash,
+            format, compression, content_type, limits, reuse_max_age_ms, query_hash, target, trace_parent)
+          VALUES (p_id, p_report, p_query, p_text, 1, p_export, p_request, p_request_hash,
+            p_format, p_compression, p_content_type, p_limits, p_reuse, p_query_hash, p_target, p_trace) RETURNING *;
+      END $fn$`,
+      // A replica's claim in one call (sql-job-store.ts, claim): first jobs whose replica stopped
+      // renewing its lease (run again, or FAILED after p_max_attempts: returned too, terminal),
+      // then the oldest PENDING jobs whose export path no other job of their key holds.
+      `CREATE FUNCTION ${s}.claim_jobs(p_replica text, p_max int, p_lease_ms float8, p_max_attempts int)
+        RETURNS SETOF ${s}.jobs LANGUAGE plpgsql AS $fn$
+      DECLARE
+        orphan record;
+        taken int := 0;
+      BEGIN
+        FOR orphan IN SELECT id, status, attempt, replica FROM ${s}.jobs
+            WHERE owner IS NOT NULL AND lease_until < clock_timestamp() ORDER BY seq LIMIT p_max FOR UPDATE SKIP LOCKED LOOP
+          IF orphan.status IN ${FINISHED} THEN
+            -- Ended (cancelled) while its replica died: only the export path is held.
+            UPDATE ${s}.jobs SET owner = NULL, lease_until = NULL WHERE id = orphan.id;
+          ELSIF orphan.attempt >= p_max_attempts THEN
+            RETURN QUERY UPDATE ${s}.jobs SET status = 6, owner = NULL, lease_until = NULL, version = version + 1, updated_at = clock_timestamp(),
+                error = 'gave up after ' || orphan.attempt || ' attempts: the replica running it (' || orphan.replica || ') stopped before it finished'
+              WHERE id = orphan.id RETURNING *;
+          ELSE
+            -- Run again; a job that had finished its export only needs the copy again: it stays READING_RESULTS.
+            RETURN QUERY UPDATE ${s}.jobs SET attempt = attempt + 1, owner = p_replica, replica = p_replica,
+                lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond', version = version + 1, updated_at = clock_timestamp(),
+                progress = CASE WHEN status = 2 THEN '{}'::jsonb ELSE progress END
+              WHERE id = orphan.id RETURNING *;
+            taken := taken + 1;
+          END IF;
+        END LOOP;
+        IF p_max > taken THEN
+          RETURN QUERY UPDATE ${s}.jobs SET status = 2, attempt = attempt + 1, owner = p_replica, replica = p_replica,
+              lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond', version = version + 1, updated_at = clock_timestamp()
+            WHERE id IN (
+              SELECT j.id FROM ${s}.jobs j
+              WHERE j.status = 1
+                AND NOT EXISTS (SELECT 1 FROM ${s}.jobs o WHERE o.report_id = j.report_id AND o.query_id = j.query_id AND o.owner IS NOT NULL)
+              ORDER BY j.seq LIMIT p_max - taken FOR UPDATE SKIP LOCKED)
+            RETURNING *;
+        END IF;
+      END $fn$`,
+      // The BEFORE trigger only decides whether this write is news for other replicas (a status
+      // change, a new attempt, or progress at most about once a second per job: each NOTIFY takes
+      // a global lock at commit) and stamps notified_at; the AFTER trigger below sends it.
+      `CREATE OR REPLACE FUNCTION ${s}.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP = 'INSERT' OR (NEW.version <> OLD.version AND (NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt
+            OR OLD.notified_at IS NULL OR OLD.notified_at < clock_timestamp() - interval '900 milliseconds')) THEN
+          NEW.notified_at := clock_timestamp();
+        END IF;
+        RETURN NEW;
+      END $fn$`,
+      // One AFTER trigger: the status history (static SQL: its plan is kept) and the notifications.
+      // "<id>:<version>:<state>" carries the new state (the row as JSON, less the query text), so a
+      // replica following the job needs no read; a state too long for NOTIFY's 8000 bytes (a long
+      // error) goes as "<id>:<version>" and is read. "q": the queue may have work (a new job, a
+      // released export path, an ended lease). A session with chjob.notify = 'off' (the embedded
+      // store: one process, nobody listens) sends none.
+      `CREATE OR REPLACE FUNCTION ${s}.jobs_history() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      DECLARE
+        state jsonb;
+        payload text;
+        notify boolean := coalesce(current_setting('chjob.notify', true), '') <> 'off';
+      BEGIN
+        IF TG_OP = 'INSERT' OR NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt THEN
+          state := to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target';
+          INSERT INTO ${s}.job_states (job_id, version, state) VALUES (NEW.id, NEW.version, state);
+        END IF;
+        IF NOT notify THEN RETURN NULL; END IF;
+        IF TG_OP = 'INSERT' OR NEW.notified_at IS DISTINCT FROM OLD.notified_at THEN
+          payload := NEW.id::text || ':' || NEW.version || ':'
+            || coalesce(state, to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target')::text;
+          IF octet_length(payload) > 7900 THEN payload := NEW.id::text || ':' || NEW.version; END IF;
+          PERFORM pg_notify(TG_TABLE_SCHEMA, payload);
+        END IF;
+        IF TG_OP = 'INSERT' OR (OLD.owner IS NOT NULL AND NEW.owner IS NULL)
+            OR (NEW.owner IS NOT NULL AND NEW.lease_until <= clock_timestamp() AND OLD.lease_until > clock_timestamp()) THEN
+          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q');
+        END IF;
+        RETURN NULL;
+      END $fn$`,
+    ],
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS.at(-1)!.version;
@@ -156,7 +268,7 @@ export async function migrate(client: SqlClient, schemaName: string): Promise<nu
       for (const m of MIGRATIONS) {
         if (m.version <= current) continue;
         await inTransaction(session, async () => {
-          for (const statement of m.statements(s)) await session.query(statement);
+          for (const statement of m.statements(s, schemaName)) await session.query(statement);
           await session.query(`INSERT INTO ${s}.schema_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
         });
         applied.push(m.version);

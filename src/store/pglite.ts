@@ -26,6 +26,8 @@ export async function openPGlite(directory: string, held?: DirectoryLock): Promi
     const { PGlite } = await loadPGlite();
     if (!existsSync(directory)) await initialise(PGlite, directory);
     const db = await PGlite.create(directory);
+    // One process has this database to itself: nobody listens, so the triggers send no NOTIFY (src/store/migrations.ts).
+    await db.exec("SET chjob.notify = 'off'");
     return new PGliteClient(db, directory, () => lock.release());
   } catch (err) {
     lock.release();

@@ -18,7 +18,7 @@ import {
   type ReuseQuery,
   type WriteOptions,
 } from "./job-store.js";
-import { isTransient, quoteIdent, type Row, type SqlClient, type SqlRunner } from "./sql.js";
+import { isTransient, quoteIdent, type Row, type SqlClient } from "./sql.js";
 
 const COLUMNS = `id::text AS id, report_id, query_id, query_text, status, error, result_uri, result_size::float8 AS result_size,
   export_uri, total_rows::float8 AS total_rows, bytes_processed::float8 AS bytes_processed, progress,
@@ -80,6 +80,8 @@ export interface SqlJobStoreOptions {
 
 export class SqlJobStore implements JobStore {
   private readonly t: string;
+  /** The schema, where the store's functions are. */
+  private readonly fn: string;
   private readonly settings: string;
   private readonly history: string;
   private readonly replicas: string;
@@ -89,8 +91,8 @@ export class SqlJobStore implements JobStore {
   readonly queueChanged = this.queue.asObservable();
   private readonly commits = new Subject<JobSnapshot>();
   readonly committed = this.commits.asObservable();
-  /** Jobs followed here, with the newest version this store has emitted for each. */
-  private readonly followed = new Map<string, { count: number; version: number }>();
+  /** Jobs followed here, with the newest version this store has emitted for each, and its query text once seen. */
+  private readonly followed = new Map<string, { count: number; version: number; queryText?: string }>();
   /** Jobs being re-read after a notification; `again`: another came meanwhile. */
   private readonly refreshing = new Map<string, { again: boolean }>();
   private unlisten: (() => Promise<void>) | undefined;
@@ -100,7 +102,8 @@ export class SqlJobStore implements JobStore {
     private readonly db: SqlClient,
     private readonly opts: SqlJobStoreOptions,
   ) {
-    this.t = `${quoteIdent(opts.schema)}.jobs`;
+    this.fn = quoteIdent(opts.schema);
+    this.t = `${this.fn}.jobs`;
     this.settings = `${quoteIdent(opts.schema)}.settings`;
     this.history = `${quoteIdent(opts.schema)}.job_states`;
     this.replicas = `${quoteIdent(opts.schema)}.replicas`;
@@ -143,15 +146,27 @@ export class SqlJobStore implements JobStore {
     };
   }
 
+  /** "q", "<id>:<version>" or "<id>:<version>:<state as JSON>" (the triggers in src/store/migrations.ts). */
   private onNotification(payload: string): void {
     if (payload === "q") {
       this.queue.next();
       return;
     }
-    const at = payload.lastIndexOf(":");
+    const at = payload.indexOf(":");
+    const stateAt = payload.indexOf(":", at + 1);
     const id = payload.slice(0, at);
     const f = this.followed.get(id);
-    if (f && Number(payload.slice(at + 1)) > f.version) this.refresh(id);
+    if (!f || Number(payload.slice(at + 1, stateAt < 0 ? undefined : stateAt)) <= f.version) return;
+    // The state came along: no read, unless this process has not seen the job's (unchanging) query text yet.
+    if (stateAt > 0 && f.queryText !== undefined) {
+      try {
+        this.emit(toSnapshot(fromHistory(JSON.parse(payload.slice(stateAt + 1)) as Record<string, unknown>, f.queryText)), false);
+        return;
+      } catch {
+        // Not the shape this version writes (a newer replica's?): read the job instead.
+      }
+    }
+    this.refresh(id);
   }
 
   /** Reads a followed job again and emits it if it is newer than what was emitted; one read at a time per job. */
@@ -181,6 +196,7 @@ export class SqlJobStore implements JobStore {
     if (own && !this.closed) this.commits.next(job);
     const f = this.followed.get(job.id);
     if (f) {
+      f.queryText = job.queryText;
       if (job.version <= f.version) return;
       f.version = job.version;
     }
@@ -199,60 +215,48 @@ export class SqlJobStore implements JobStore {
   }
 
   async create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome> {
-    const outcome = await this.reading(() =>
-      this.db.transaction(async (tx): Promise<CreateOutcome> => {
-        if (job.requestId !== undefined) {
-          await lock(tx, `request ${job.requestId}`);
-          const [seen] = await tx.query<JobRow & { request_hash: string }>(`SELECT ${COLUMNS}, request_hash FROM ${this.t} WHERE request_id = $1`, [job.requestId]);
-          if (seen) return { kind: seen.request_hash === job.requestHash ? "existing" : "conflict", job: toSnapshot(seen) };
-        }
-        // Creates take turns at the count, or two replicas both see room for one more and both insert.
-        await lock(tx, `queue ${this.opts.schema}`);
-        const [{ n }] = (await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.t} WHERE status = ${JobStatus.PENDING}`)) as [{ n: number }];
-        if (n >= queueLimit) return { kind: "queue-full", pending: n };
-        // Creates for one (report_id, query_id) take turns, so each sees the one before it.
-        await lock(tx, `key ${job.reportId}/${job.queryId}`);
-        const superseded = await tx.query<JobRow>(
-          `UPDATE ${this.t} SET status = ${JobStatus.CANCELLED}, error = $3, version = version + 1, updated_at = clock_timestamp(),
-             owner = CASE WHEN status = ${JobStatus.PENDING} THEN NULL ELSE owner END
-           WHERE report_id = $1 AND query_id = $2 AND status IN ${ACTIVE} RETURNING ${COLUMNS}`,
-          [job.reportId, job.queryId, `superseded by job ${job.id} for the same report_id and query_id`],
-        );
-        const [created] = await tx.query<JobRow>(
-          `INSERT INTO ${this.t} (id, report_id, query_id, query_text, status, export_uri, request_id, request_hash,
-             format, compression, content_type, limits, reuse_max_age_ms, query_hash, target, trace_parent)
-           VALUES ($1::uuid, $2, $3, $4, ${JobStatus.PENDING}, $5, $6, $7, $8::smallint, $9::smallint, $10, $11::text::jsonb, $12::float8, $13, $14, $15)
-           RETURNING ${COLUMNS}`,
-          [
-            job.id,
-            job.reportId,
-            job.queryId,
-            job.queryText,
-            job.exportUri,
-            job.requestId ?? null,
-            job.requestHash ?? null,
-            job.kind.format,
-            job.kind.compression,
-            job.contentType,
-            JSON.stringify(job.limits),
-            job.reuseMaxAgeMs ?? null,
-            job.queryHash,
-            job.target,
-            job.traceParent || null,
-          ],
-        );
-        return { kind: "created", job: toSnapshot(created!), superseded: superseded.map(toSnapshot) };
-      }),
+    // The whole rule is the create_job function (src/store/migrations.ts): one round trip.
+    const rows = await this.reading(() =>
+      this.db.query<JobRow & { request_hash: string | null }>(
+        `SELECT ${COLUMNS}, request_hash FROM ${this.fn}.create_job($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
+           $8::smallint, $9::smallint, $10::text, $11::text::jsonb, $12::float8, $13::text, $14::text, $15::text, $16::int)`,
+        [
+          job.id,
+          job.reportId,
+          job.queryId,
+          job.queryText,
+          job.exportUri,
+          job.requestId ?? null,
+          job.requestHash ?? null,
+          job.kind.format,
+          job.kind.compression,
+          job.contentType,
+          JSON.stringify(job.limits),
+          job.reuseMaxAgeMs ?? null,
+          job.queryHash,
+          job.target,
+          job.traceParent || null,
+          queueLimit,
+        ],
+      ),
     );
-    if (outcome.kind === "created") {
-      outcome.superseded.forEach((s) => this.emit(s));
-      this.emit(outcome.job);
+    const created = rows.find((r) => r.id === job.id);
+    if (!created) {
+      const [seen] = rows;
+      if (!seen) return { kind: "queue-full", pending: await this.pendingCount() };
+      return { kind: seen.request_hash === job.requestHash ? "existing" : "conflict", job: toSnapshot(seen) };
     }
-    return outcome;
+    const superseded = rows.filter((r) => r !== created).map(toSnapshot);
+    const snapshot = toSnapshot(created);
+    superseded.forEach((s) => this.emit(s));
+    this.emit(snapshot);
+    return { kind: "created", job: snapshot, superseded };
   }
 
   async get(id: string): Promise<JobSnapshot | undefined> {
     const [row] = await this.reading(() => this.db.query<JobRow>(`SELECT ${COLUMNS} FROM ${this.t} WHERE id = $1::uuid`, [id]));
+    const f = row && this.followed.get(id);
+    if (f) f.queryText = row.query_text;
     return row && toSnapshot(row);
   }
 
@@ -305,59 +309,21 @@ export class SqlJobStore implements JobStore {
 
   async claim({ replica, max, leaseMs, maxAttempts }: ClaimOptions): Promise<JobSnapshot[]> {
     if (max <= 0) return [];
-    const { claimed, ended } = await this.reading(() =>
-      this.db.transaction(async (tx) => {
-        const lease = `clock_timestamp() + $2::float8 * interval '1 millisecond'`;
-        // Orphans first: jobs whose replica stopped renewing its lease.
-        const orphans = await tx.query<{ id: string; status: number; attempt: number; replica: string }>(
-          `SELECT id::text AS id, status, attempt, replica FROM ${this.t}
-           WHERE owner IS NOT NULL AND lease_until < clock_timestamp() ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED`,
-          [max],
-        );
-        const claimed: JobRow[] = [];
-        const ended: JobRow[] = [];
-        for (const o of orphans) {
-          if (isTerminal(o.status)) {
-            // Ended (cancelled) while its replica died: only the export path is held.
-            await tx.query(`UPDATE ${this.t} SET owner = NULL, lease_until = NULL WHERE id = $1::uuid`, [o.id]);
-          } else if (o.attempt >= maxAttempts) {
-            const [row] = await tx.query<JobRow>(
-              `UPDATE ${this.t} SET status = ${JobStatus.FAILED}, error = $2, owner = NULL, lease_until = NULL, version = version + 1, updated_at = clock_timestamp()
-               WHERE id = $1::uuid RETURNING ${COLUMNS}`,
-              [o.id, `gave up after ${o.attempt} attempts: the replica running it (${o.replica}) stopped before it finished`],
-            );
-            ended.push(row!);
-          } else {
-            // Run again. A job that had finished its export only needs the copy again: it stays READING_RESULTS.
-            const [row] = await tx.query<JobRow>(
-              `UPDATE ${this.t} SET attempt = attempt + 1, owner = $3, replica = $3, lease_until = ${lease}, version = version + 1,
-                 updated_at = clock_timestamp(), progress = CASE WHEN status = ${JobStatus.RUNNING} THEN '{}'::jsonb ELSE progress END
-               WHERE id = $1::uuid RETURNING ${COLUMNS}`,
-              [o.id, leaseMs, replica],
-            );
-            claimed.push(row!);
-          }
-        }
-        const room = max - claimed.length;
-        if (room > 0) {
-          // FIFO, skipping a job whose export path another job of its key still holds (a superseded export stopping).
-          const fresh = await tx.query<JobRow>(
-            `UPDATE ${this.t} SET status = ${JobStatus.RUNNING}, attempt = attempt + 1, owner = $3, replica = $3, lease_until = ${lease},
-               version = version + 1, updated_at = clock_timestamp()
-             WHERE id IN (
-               SELECT j.id FROM ${this.t} j
-               WHERE j.status = ${JobStatus.PENDING}
-                 AND NOT EXISTS (SELECT 1 FROM ${this.t} o WHERE o.report_id = j.report_id AND o.query_id = j.query_id AND o.owner IS NOT NULL)
-               ORDER BY j.seq LIMIT $1::int FOR UPDATE SKIP LOCKED)
-             RETURNING ${COLUMNS}, seq`,
-            [room, leaseMs, replica],
-          );
-          fresh.sort((a, b) => Number(a.seq) - Number(b.seq));
-          claimed.push(...fresh);
-        }
-        return { claimed: claimed.map(toSnapshot), ended: ended.map(toSnapshot) };
-      }),
+    // The claim_jobs function (src/store/migrations.ts): orphans first, then FIFO; one round trip.
+    const rows = await this.reading(() =>
+      this.db.query<JobRow & { seq: string }>(`SELECT ${COLUMNS}, seq FROM ${this.fn}.claim_jobs($1::text, $2::int, $3::float8, $4::int)`, [
+        replica,
+        max,
+        leaseMs,
+        maxAttempts,
+      ]),
     );
+    // A terminal row is an orphan that ran out of attempts (FAILED); the rest are this replica's now.
+    const ended = rows.filter((r) => isTerminal(Number(r.status))).map(toSnapshot);
+    const claimed = rows
+      .filter((r) => !isTerminal(Number(r.status)))
+      .sort((a, b) => Number(a.seq) - Number(b.seq))
+      .map(toSnapshot);
     ended.forEach((s) => this.emit(s));
     claimed.forEach((s) => this.emit(s));
     return claimed;
@@ -513,10 +479,6 @@ export class SqlJobStore implements JobStore {
   }
 }
 
-async function lock(tx: SqlRunner, name: string): Promise<void> {
-  await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [name]);
-}
-
 function toSnapshot(r: JobRow): JobSnapshot {
   const p = r.progress ?? {};
   return Object.freeze({
@@ -553,7 +515,6 @@ function toSnapshot(r: JobRow): JobSnapshot {
 
 /** A job_states entry (to_jsonb of the row then, without the query text) as a row of COLUMNS. */
 function fromHistory(state: Record<string, unknown>, queryText: string): JobRow {
-  const ms = (v: unknown) => Date.parse(String(v));
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {
     id: String(state.id),
@@ -568,8 +529,8 @@ function fromHistory(state: Record<string, unknown>, queryText: string): JobRow 
     total_rows: num(state.total_rows),
     bytes_processed: num(state.bytes_processed),
     progress: (state.progress as Partial<JobProgress> | null) ?? null,
-    created_ms: ms(state.created_at),
-    updated_ms: ms(state.updated_at),
+    created_ms: epochMs(state.created_at),
+    updated_ms: epochMs(state.updated_at),
     version: Number(state.version),
     attempt: Number(state.attempt),
     replica: String(state.replica ?? ""),
@@ -582,6 +543,14 @@ function fromHistory(state: Record<string, unknown>, queryText: string): JobRow 
     reused_from: String(state.reused_from ?? ""),
     trace_parent: String(state.trace_parent ?? ""),
   };
+}
+
+/** A timestamptz as to_jsonb writes it (microseconds) in ms, rounded as COLUMNS rounds it. */
+function epochMs(value: unknown): number {
+  const m = /^(.*[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$/.exec(String(value));
+  if (!m) return Date.parse(String(value));
+  const micros = Number((m[2] ?? "").padEnd(6, "0").slice(0, 6));
+  return Date.parse(`${m[1]}${m[3]}`) + Math.floor(micros / 1000) + (micros % 1000 >= 500 ? 1 : 0);
 }
 
 function describe(err: unknown): string {
