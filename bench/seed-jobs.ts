@@ -45,17 +45,17 @@ export async function seedFinishedJobs(db: SqlRunner, schema: string, opts: Seed
          CASE r.status WHEN 6 THEN 'Code: 62. DB::Exception: Syntax error: failed at position 8 (seeded job ' || g.i || ')'
                        WHEN 7 THEN 'superseded by a newer job of the same report and query' ELSE '' END,
          CASE WHEN r.status = 5 THEN 's3://dekart-dev-local/' || md5(g.i::text) || '.csv' ELSE '' END,
-         CASE WHEN r.status = 5 THEN 1000 + (g.i * 7919) % 5000000 ELSE 0 END,
+         CASE WHEN r.status = 5 THEN 1000 + (g.i::bigint * 7919) % 5000000 ELSE 0 END,
          's3://dekart-dev-local/files/' || r.report_id || '/' || r.query_id || '/result.csv',
-         CASE WHEN r.status = 5 THEN (g.i * 31) % 100000 END,
-         CASE WHEN r.status = 5 THEN (g.i * 977) % 10000000 END,
-         CASE WHEN r.status = 5 THEN jsonb_build_object('rowsRead', (g.i * 31) % 100000, 'bytesRead', (g.i * 977) % 10000000, 'totalRowsToRead', 0, 'elapsedMs', 40 + g.i % 900) ELSE '{}'::jsonb END,
+         CASE WHEN r.status = 5 THEN (g.i::bigint * 31) % 100000 END,
+         CASE WHEN r.status = 5 THEN (g.i::bigint * 977) % 10000000 END,
+         CASE WHEN r.status = 5 THEN jsonb_build_object('rowsRead', (g.i::bigint * 31) % 100000, 'bytesRead', (g.i::bigint * 977) % 10000000, 'totalRowsToRead', 0, 'elapsedMs', 40 + g.i % 900) ELSE '{}'::jsonb END,
          r.created_at, r.created_at + (40 + g.i % 900) * interval '1 millisecond',
          CASE r.status WHEN 5 THEN 4 WHEN 6 THEN 3 ELSE 3 END, 1, 'seed',
          1, 1, 'text/csv; charset=utf-8; header=present', '{"timeoutMs": 600000}'::jsonb,
          md5(r.query_text), 'chDB (embedded ClickHouse)'
        FROM generate_series($1::int + 1, $1::int + $2::int) AS g(i),
-         LATERAL (SELECT 'r' || (g.i % $3::int) AS report_id, 'q' || (g.i * 13 % 7) || '-' || g.i AS query_id,
+         LATERAL (SELECT 'r' || (g.i % $3::int) AS report_id, 'q' || (g.i::bigint * 13 % 7) || '-' || g.i AS query_id,
                     'SELECT county, avg(price) FROM uk_price_paid WHERE toYear(date) = ' || (1995 + g.i % 30) || ' GROUP BY county' AS query_text,
                     CASE WHEN g.i % 50 = 0 THEN 7 WHEN g.i % 20 = 0 THEN 6 ELSE 5 END::smallint AS status,
                     clock_timestamp() - ($4::float8 + $5::float8 * (1 - (g.i - $1::int)::float8 / $2::int)) * interval '1 millisecond' AS created_at) AS r
