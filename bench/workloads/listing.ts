@@ -212,13 +212,26 @@ function rows(measured: Measured[]): Row[] {
         unit: "ms",
         service: s,
         floor: f,
-        compare: `p99 ${fmt(percentile(x.service, 99))} ms; ${x.plan.some((l) => /Index Scan/.test(l)) && !x.plan.some((l) => /Seq Scan|Sort/.test(l)) ? "index scan" : "NOT an index scan alone"}`,
+        compare: `p99 ${fmt(percentile(x.service, 99))} ms; ${scans(x.plan)}`,
         bar: "",
         met: undefined,
       });
     }
   }
   return out;
+}
+
+/** The plan's scans, e.g. "Index Scan Backward using jobs_seq_key (51 rows)"; a sequential scan or a filter that drops rows is named. */
+function scans(plan: string[]): string {
+  const out: string[] = [];
+  for (const line of plan) {
+    const scan = /(Seq Scan|Bitmap Index Scan|Bitmap Heap Scan|Index Only Scan(?: Backward)?|Index Scan(?: Backward)?)(?: using (\w+))? on (\w+).*rows=([\d.]+)/.exec(line);
+    if (scan) out.push(`${scan[1]}${scan[2] ? ` using ${scan[2]}` : ""} (${Number(scan[4])} rows)`);
+    const removed = /Rows Removed by Filter: (\d+)/.exec(line);
+    if (removed) out.push(`${removed[1]} rows filtered out`);
+    if (/^\s*->\s*Sort/.test(line)) out.push("sort");
+  }
+  return out.join(", ") || "?";
 }
 
 function summary(m: Measured) {
