@@ -8,14 +8,16 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fanout } from "./workloads/fanout.js";
 import { large } from "./workloads/large.js";
+import { listing } from "./workloads/listing.js";
 import { memory } from "./workloads/memory.js";
+import { recovery } from "./workloads/recovery.js";
 import { replicas } from "./workloads/replicas.js";
 import { small } from "./workloads/small.js";
 import { store } from "./workloads/store.js";
 import { throughput } from "./workloads/throughput.js";
 import { fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "./workload.js";
 
-const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store, replicas];
+const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store, replicas, recovery, listing];
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 function usage(problem?: string): never {

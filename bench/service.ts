@@ -27,6 +27,8 @@ export interface BenchService {
   s3: S3Client;
   /** Its CHJOB_DATA_DIR (engine, embedded S3, embedded job store under `jobs/`), absolute. */
   dataDir: string;
+  /** Spawn -> the health check's first SERVING answer, ms (polled every ServiceOptions.readyPollMs). */
+  startMs: number;
   /** Bytes the service wrote to stdout (its log). */
   readonly logBytes: number;
   /** Its log lines, when started with keepLog. */
@@ -35,6 +37,8 @@ export interface BenchService {
   probe(): Promise<ProbeReport>;
   /** Stops it; with the probe, answers the event loop's delay over its life. */
   stop(): Promise<LoopDelay | undefined>;
+  /** SIGKILL (a crash): waits for the exit and closes the clients; removes the working directory unless keepData. */
+  kill(): Promise<void>;
   /** With keepData: removes its working directory (after stop). */
   removeData(): void;
 }
@@ -50,6 +54,8 @@ export interface ServiceOptions {
   probe?: boolean;
   /** Leave the working directory (data dir included) at stop, for a look at it; removeData() removes it. */
   keepData?: boolean;
+  /** How often the health check is asked while the service starts, ms (default 100). */
+  readyPollMs?: number;
 }
 
 
@@ -139,6 +145,7 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
   // The embedded job store (PGlite) runs initdb on its first open of a directory
   // (10 s or more): start from a copy of a migrated one, as the tests do.
   if (env.CHJOB_DATABASE_URL === undefined && env.DEKART_POSTGRES_HOST === undefined) await seedJobStore(dataDir);
+  const spawnedAt = performance.now();
   const child = spawn(process.execPath, [...nodeArgs, MAIN, "serve"], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   let logBytes = 0;
@@ -162,6 +169,7 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
   );
   const client = new JobClient(grpcAddress);
   const deadline = Date.now() + 60_000;
+  let startMs = NaN;
   for (;;) {
     if (child.exitCode !== null) {
       const text = stderr.join("");
@@ -175,6 +183,7 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
       () => false,
     );
     if (serving) {
+      startMs = performance.now() - spawnedAt;
       const ports = listeningPorts(child.pid!);
       if (ports.has(grpcPort) && (externalS3 || ports.has(s3Port))) break;
       // Something else answered on our port.
@@ -188,13 +197,14 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
       child.kill("SIGKILL");
       throw new Error(`the service did not serve within 60 s: ${stderr.join("")}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, opts.readyPollMs ?? 100));
   }
   // The probe counts from here: start-up (engine load) is not what is measured.
   if (opts.probe) await readProbe(child.pid!, probeFile);
   const s3 = s3Client(s3Endpoint, S3_KEY_ID, S3_SECRET);
   return {
     pid: child.pid!,
+    startMs,
     dataDir,
     grpcAddress,
     s3Endpoint,
@@ -216,6 +226,13 @@ async function startOnce(opts: ServiceOptions): Promise<BenchService> {
       if (!opts.keepData) rmSync(cwd, { recursive: true, force: true });
       if (code !== 0) throw new Error(`the service exited with ${code}: ${stderr.join("")}`);
       return delay;
+    },
+    kill: async () => {
+      s3.destroy();
+      client.close();
+      child.kill("SIGKILL");
+      await exited;
+      if (!opts.keepData) rmSync(cwd, { recursive: true, force: true });
     },
     removeData: () => rmSync(cwd, { recursive: true, force: true }),
   };

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import postgres from "postgres";
 import { openPGlite } from "../src/store/pglite.js";
-import { quoteIdent, type SqlClient } from "../src/store/sql.js";
+import { quoteIdent, type SqlClient, type SqlRunner } from "../src/store/sql.js";
 import { cpuMsOf } from "./cpu.js";
 import { tcpSocketsOf } from "./service.js";
 
@@ -105,6 +105,11 @@ export class BenchDatabase {
   /** A schema name no one uses (the service creates the schema itself). */
   freshSchema(): string {
     return `chjob_bench_${process.pid}_${randomBytes(4).toString("hex")}`;
+  }
+
+  /** Its one connection as a SqlRunner (a SET stays on it), for SQL of the bench's own. */
+  runner(): SqlRunner {
+    return { query: (text, params = []) => this.sql.unsafe(text, params as never[]) as never };
   }
 
   async dropSchema(schema: string): Promise<void> {

@@ -23,6 +23,7 @@ import { openPGlite } from "../src/store/pglite.js";
 import { openPostgres } from "../src/store/postgres.js";
 import { SqlJobStore } from "../src/store/sql-job-store.js";
 import { quoteIdent, type SqlClient } from "../src/store/sql.js";
+import { seedFinishedJobs } from "../bench/seed-jobs.js";
 
 const PG = { host: "127.0.0.1", port: 5432, database: "test", user: "postgres" };
 const PG_URL = `postgres://${PG.user}@${PG.host}:${PG.port}/${PG.database}`;
@@ -840,6 +841,32 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     assert.equal(idsOf(await store.claim(claimOpts("r2", { max: 1 }))), [next.id]);
     assert.equal(await store.get(job.id), cancelled, "unchanged: same version, status, attempt and replica");
     assert.equal(await store.renewLeases("r1", 60_000), []);
+  });
+
+  test("claims: the orphan search reads only owned jobs, however many finished ones the store holds, with no statistics", async (ctx) => {
+    const store = await ctx.open();
+    const raw = await ctx.backend.raw();
+    try {
+      // Finished jobs made with SQL, never ANALYZEd: PGlite runs no autovacuum, so its planner has no statistics.
+      await seedFinishedJobs(raw, ctx.schema, { count: 20_000 });
+      const running = await make(store);
+      await store.claim(claimOpts("r1", { max: 1 }));
+      // The orphan search of claim() (src/store/sql-job-store.ts), as it stands there.
+      const plan = (
+        await raw.query<Record<string, string>>(
+          `EXPLAIN (ANALYZE, BUFFERS) SELECT id::text AS id, status, attempt, replica FROM ${quoteIdent(ctx.schema)}.jobs
+           WHERE owner IS NOT NULL AND lease_until < clock_timestamp() ORDER BY seq LIMIT 8 FOR UPDATE SKIP LOCKED`,
+        )
+      ).map((r) => String(Object.values(r)[0]));
+      const text = plan.join("\n");
+      assert.match(text, /jobs_orphans|jobs_owned/, `an index of the owned jobs, not a walk through every job:\n${text}`);
+      const buffers = plan.map((l) => /Buffers: shared (?:hit=(\d+))?\s*(?:read=(\d+))?/.exec(l)).find(Boolean);
+      assert.ok(buffers && Number(buffers[1] ?? 0) + Number(buffers[2] ?? 0) < 20, `a few pages read:\n${text}`);
+      await store.expireLeases("r1");
+      assert.equal(idsOf(await store.claim(claimOpts("r2"))), [running.id], "the orphan is still found");
+    } finally {
+      await raw.close();
+    }
   });
 
   test("requestCancel: PENDING and RUNNING end CANCELLED; a finished job is unchanged; unknown is undefined", async (ctx) => {

@@ -36,8 +36,9 @@ import type { JobClient } from "../../src/client.js";
 import { cpuMsOf, cpuWindow } from "../cpu.js";
 import { S3_KEY_ID, S3_SECRET } from "../protocol.js";
 import { objectExists, s3Client } from "../../test/support/s3.js";
-import { startS3Process, type S3Process } from "../s3-server.js";
-import { noStatusSkipped, startBenchService, TERMINAL, type BenchService } from "../service.js";
+import { benchDatabaseUrl, logSummary, replicaEnv, startSharedS3, type Replica } from "../replica-set.js";
+import type { S3Process } from "../s3-server.js";
+import { noStatusSkipped, startBenchService, TERMINAL } from "../service.js";
 import { median, percentile } from "../stats.js";
 import { BenchDatabase, JOB_TABLES, minus, plus, rowWrites, zeroCounts, type RowCounts } from "../store-stats.js";
 import { diff, fmt, skippedForPostgres, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
@@ -61,9 +62,6 @@ const STALL_MS = 10_000;
  * take-over needs (CHJOB_LEASE, 15 s by default, then the next claim).
  */
 const STUCK_MS = 45_000;
-const OUT_BUCKET = "bench-out";
-const RESULT_BUCKET = "bench-results";
-const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test";
 const TITLE = `Replicas on one PostgreSQL: status latency across replicas (SELECT 1, one at a time); ${BURST} SELECT 1 jobs at once round-robin on 1, 2, 3 replicas (${SLOTS} slots each)`;
 
 /** One status change as a watcher received it. */
@@ -173,11 +171,6 @@ function phases(ids: string[], times: Map<string, number>): { queue: number; exp
   };
 }
 
-interface Replica {
-  name: string;
-  svc: BenchService;
-}
-
 interface Burst {
   round: number;
   replicas: number;
@@ -231,7 +224,7 @@ export const replicas: Workload = {
   title: TITLE,
   defaultRounds: 2,
   async run(ctx) {
-    const url = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
+    const url = benchDatabaseUrl();
     const db = await BenchDatabase.connect(url);
     if (typeof db === "string") {
       ctx.say(`  skipped: no PostgreSQL to run against (${db}); set BENCH_DATABASE_URL`);
@@ -244,7 +237,7 @@ export const replicas: Workload = {
     const started: Replica[] = [];
     let res: WorkloadResult | undefined;
     try {
-      s3 = await startS3Process({ buckets: [OUT_BUCKET, RESULT_BUCKET], accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET });
+      s3 = await startSharedS3();
       res = await measure(ctx, db, schema, s3, live, started);
       return res;
     } finally {
@@ -274,16 +267,7 @@ async function measure(
   live: Array<Replica | undefined>,
   started: Replica[],
 ): Promise<WorkloadResult> {
-  const env = (name: string): Record<string, string> => ({
-    ...ctx.service.env,
-    CHJOB_DATABASE_URL: db.url,
-    CHJOB_DATABASE_SCHEMA: schema,
-    CHJOB_REPLICA_ID: name,
-    CHJOB_MAX_CONCURRENT_JOBS: String(SLOTS),
-    AWS_ENDPOINT: s3.endpoint,
-    DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: `${OUT_BUCKET}/files`,
-    DEKART_CLOUD_STORAGE_BUCKET: RESULT_BUCKET,
-  });
+  const env = (name: string) => replicaEnv(ctx.service.env, { url: db.url, schema, name, slots: SLOTS, s3Endpoint: s3.endpoint });
   let warmups = 0;
   const startReplica = async (i: number) => {
     const name = NAMES[i]!;
@@ -612,26 +596,6 @@ function result(
       bursts: bursts.map((b) => ({ ...b, jobsPerS: (BURST / b.wallMs) * 1000 })),
     },
   };
-}
-
-/** Each distinct log message of the replicas (all of them, stopped ones included), with its count; the job ids the lines name. */
-function logSummary(started: Replica[]): { messages: Record<string, number>; jobs: Set<string> } {
-  const messages: Record<string, number> = {};
-  const jobs = new Set<string>();
-  for (const r of started) {
-    for (const line of r.svc.logLines) {
-      let msg = line;
-      try {
-        const parsed = JSON.parse(line) as { msg?: string; job?: string };
-        msg = parsed.msg ?? line;
-        if (parsed.job) jobs.add(parsed.job);
-      } catch {
-        // not JSON: the line itself
-      }
-      messages[`${r.name}: ${msg}`] = (messages[`${r.name}: ${msg}`] ?? 0) + 1;
-    }
-  }
-  return { messages, jobs };
 }
 
 /** The jobs as stored, and whether the result object of each that has a result_uri is there. */
