@@ -16,6 +16,8 @@ export interface ExportFigures {
   writtenRows: number | undefined;
   /** Bytes read by the export query, when the engine reports them. */
   readBytes: number | undefined;
+  /** Bytes written to the export object (its size), when measured: the copy then needs no HeadObject. */
+  objectBytes?: number;
 }
 
 /** An export that has ended. */
@@ -28,6 +30,30 @@ export interface ExportEnded {
 }
 
 const NO_FIGURES: ExportFigures = { writtenRows: undefined, readBytes: undefined };
+
+/**
+ * chDB's process-wide counters of what exports do: rows inserted, bytes read, and bytes written
+ * through its S3 write buffer, which is the export object's size, compressed or in parts alike
+ * (checked against HeadObject for every format and compression; docs/engines.md).
+ */
+const COUNTERS_SQL =
+  "SELECT sumIf(value, event = 'InsertedRows') AS rows, sumIf(value, event = 'SelectedBytes') AS bytes, sumIf(value, event = 'WriteBufferFromS3Bytes') AS s3_bytes FROM system.events";
+
+interface CounterRow {
+  rows: string | number;
+  bytes: string | number;
+  s3_bytes: string | number;
+}
+
+interface Counters {
+  rows: number;
+  bytes: number;
+  s3Bytes: number;
+}
+
+function countersOf([row]: CounterRow[]): Counters {
+  return { rows: Number(row?.rows ?? 0), bytes: Number(row?.bytes ?? 0), s3Bytes: Number(row?.s3_bytes ?? 0) };
+}
 
 export interface ProcessSample {
   rowsRead: number;
@@ -126,12 +152,31 @@ export class ClientEngine implements ClickHouseEngine {
     const epoch = ++this.exportsStarted;
     this.running++;
     const wanted: ClickHouseSettings = { ...this.opts.exportSettings, ...settings };
+    const settingsToSend = this.opts.stickySettings ? this.changedSettings(client, wanted) : wanted;
     try {
       const before = this.opts.exactSummary || !alone ? undefined : await this.countersBefore(epoch);
+      if (before) {
+        // chDB reports no summary. Its process-wide counters are exact for an export that ran
+        // alone (none other started or running meanwhile); they are read in the same call, right
+        // after the INSERT (chDB answers a multi-statement query with its last result).
+        const rs = await client.query({
+          query: `${sql}\n;\n${COUNTERS_SQL}`,
+          query_id: ref.jobId,
+          format: "JSONEachRow",
+          clickhouse_settings: settingsToSend,
+        });
+        const after = countersOf(await rs.json<CounterRow>());
+        if (this.opts.stickySettings) this.sessionSettings.set(client, wanted);
+        if (epoch !== this.exportsStarted) return { figures: Promise.resolve(NO_FIGURES) };
+        this.counters = { epoch, ...after };
+        return {
+          figures: Promise.resolve({ writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes, objectBytes: after.s3Bytes - before.s3Bytes }),
+        };
+      }
       const { summary } = await client.command({
         query: sql,
         query_id: ref.jobId,
-        clickhouse_settings: this.opts.stickySettings ? this.changedSettings(client, wanted) : wanted,
+        clickhouse_settings: settingsToSend,
         ...(headers && Object.keys(headers).length > 0 ? { http_headers: headers } : {}),
       });
       if (this.opts.stickySettings) this.sessionSettings.set(client, wanted);
@@ -142,10 +187,7 @@ export class ClientEngine implements ClickHouseEngine {
         const figures = { writtenRows: Number.isFinite(writtenRows) ? writtenRows : undefined, readBytes: Number.isFinite(readBytes) ? readBytes : undefined };
         return { figures: Promise.resolve(figures) };
       }
-      // chDB reports no summary. Its process-wide counters are exact for an
-      // export that ran alone (none other started or running meanwhile). The
-      // closing read is not awaited here: the caller copies while it runs.
-      return { figures: before ? this.countersAfter(epoch, before) : Promise.resolve(NO_FIGURES) };
+      return { figures: Promise.resolve(NO_FIGURES) };
     } catch (err) {
       // Some of the SETs may have run: send them all next time.
       this.sessionSettings.delete(client);
@@ -174,32 +216,17 @@ export class ClientEngine implements ClickHouseEngine {
   private running = 0;
   private exportsStarted = 0;
   /** The counters read right after export `epoch` ended (it ran alone). */
-  private counters: { epoch: number; rows: number; bytes: number } | undefined;
+  private counters: (Counters & { epoch: number }) | undefined;
 
   /**
    * The counters as export `epoch` starts alone. When the previous export's
    * closing read is the last thing that moved them (no export started since,
-   * no command ran), it serves: one chDB query per export instead of two.
+   * no command ran), it serves: no chDB query of its own.
    */
-  private async countersBefore(epoch: number): Promise<{ rows: number; bytes: number } | undefined> {
+  private async countersBefore(epoch: number): Promise<Counters | undefined> {
     const last = this.counters;
     if (last && last.epoch === epoch - 1) return last;
-    return this.insertedEvents().catch(() => undefined);
-  }
-
-  private async countersAfter(epoch: number, before: { rows: number; bytes: number }): Promise<ExportFigures> {
-    if (epoch !== this.exportsStarted) return NO_FIGURES;
-    const after = await this.insertedEvents().catch(() => undefined);
-    if (!after || epoch !== this.exportsStarted) return NO_FIGURES;
-    this.counters = { epoch, ...after };
-    return { writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes };
-  }
-
-  private async insertedEvents(): Promise<{ rows: number; bytes: number }> {
-    const [row] = await this.queryRows<{ rows: string; bytes: string }>(
-      "SELECT sumIf(value, event = 'InsertedRows') AS rows, sumIf(value, event = 'SelectedBytes') AS bytes FROM system.events",
-    );
-    return { rows: Number(row?.rows ?? 0), bytes: Number(row?.bytes ?? 0) };
+    return this.queryRows<CounterRow>(COUNTERS_SQL).then(countersOf, () => undefined);
   }
 
   async sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>> {

@@ -83,7 +83,7 @@ interface RunningJob {
   writes: Promise<unknown>;
   /** The version this runner's write in flight will give the job: its own echo from the store is not news. */
   writing: number | undefined;
-  figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined }> | undefined;
+  figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined; objectBytes: number | undefined }> | undefined;
   /** Stopped for another replica (hand-over at shutdown, a lease taken over): no status write, no release, no result removal. */
   handingOver: boolean;
   /** The attempt this runner runs; a later one is another replica's (or another run's). */
@@ -97,6 +97,9 @@ export class JobRunner {
   private accepting = true;
   private claiming = false;
   private claimAgain = false;
+  /** Wake-ups with news of the queue so far, and whether the queue may hold work not yet claimed. */
+  private news = 0;
+  private queueMayHaveWork = true;
   private readonly timers: NodeJS.Timeout[] = [];
   private sampler: NodeJS.Timeout | undefined;
   private sampling = false;
@@ -222,9 +225,19 @@ export class JobRunner {
     return this.finished.get(r.snapshot.id) ?? Promise.resolve();
   }
 
-  /** Claims work while slots are free; one claim loop at a time. */
-  private wake(): void {
+  /**
+   * Claims work while slots are free; one claim loop at a time. `news`: the queue may have
+   * changed (a new job, another replica's wake-up, the poll); without it (a slot came free) the
+   * store is asked only when the last claim did not find the queue empty.
+   */
+  private wake(news = true): void {
     if (!this.accepting) return;
+    if (news) {
+      this.news++;
+      this.queueMayHaveWork = true;
+    } else if (!this.queueMayHaveWork) {
+      return;
+    }
     if (this.claiming) {
       this.claimAgain = true;
       return;
@@ -240,10 +253,14 @@ export class JobRunner {
         this.claimAgain = false;
         while (this.accepting && this.running.size < settings.maxConcurrent) {
           const room = settings.maxConcurrent - this.running.size;
+          const newsBefore = this.news;
           const jobs = await store.claim({ replica: settings.replicaId, max: room, leaseMs: settings.leaseMs, maxAttempts: settings.maxAttempts });
           jobs.forEach((j) => this.execute(j));
-          // Fewer than asked for: the queue has nothing more for now (a wake-up says when it may).
-          if (jobs.length < room) break;
+          // Fewer than asked for: the queue has nothing more for now (news says when it may).
+          if (jobs.length < room) {
+            if (this.news === newsBefore) this.queueMayHaveWork = false;
+            break;
+          }
         }
       } while (this.claimAgain && this.accepting);
     } catch (err) {
@@ -281,7 +298,9 @@ export class JobRunner {
         unfollow();
         this.running.delete(job.id);
         this.finished.delete(job.id);
-        this.wake();
+        // A slot is free. A job ended early (cancelled, superseded) also freed its export path,
+        // which a waiting job of the same report and query may need: news, as a NOTIFY would be.
+        this.wake(r.stop.signal.aborted);
       });
     this.finished.set(job.id, done);
   }
@@ -296,14 +315,16 @@ export class JobRunner {
       if (r.snapshot.attempt > 1) log.info({ job: r.snapshot.id, attempt: r.snapshot.attempt, status: JobStatus[r.snapshot.status] }, "running the job again: the replica that ran it stopped");
       if (r.snapshot.status === JobStatus.RUNNING && (await this.reuse(r))) return;
       signal.throwIfAborted();
+      let reading: Promise<boolean> | undefined;
       if (r.snapshot.status === JobStatus.RUNNING) {
         r.telemetry.phase("export");
         await this.export(r);
         signal.throwIfAborted();
-        if (!(await this.write(r, { status: JobStatus.READING_RESULTS }))) return;
+        // The copy starts beside this write (DONE is written after it, in order).
+        reading = this.write(r, { status: JobStatus.READING_RESULTS });
       }
       r.telemetry.phase("copy");
-      await this.copy(r);
+      await this.copy(r, reading);
     } catch (err) {
       if (!signal.aborted) await this.write(r, { status: JobStatus.FAILED, error: this.describe(err) }, true);
     } finally {
@@ -401,7 +422,7 @@ export class JobRunner {
     try {
       const { figures } = await running;
       // Only measured figures: a progress sample is not final, and 0 would claim an empty result.
-      r.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes }));
+      r.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes, objectBytes: f.objectBytes }));
     } catch (err) {
       if (clickHouseCode(err) === 159) {
         throw new JobTimeoutError(`${ranTooLong(timeoutMs, timeoutMs < settings.timeoutMs)}: ${describeClickHouseError(err)}`);
@@ -412,22 +433,29 @@ export class JobRunner {
     }
   }
 
-  private async copy(r: RunningJob): Promise<void> {
+  /** Copies the export to the result object and writes DONE; `reading`: the READING_RESULTS write, still in flight. */
+  private async copy(r: RunningJob, reading?: Promise<boolean>): Promise<void> {
+    const { objectBytes, ...figures } = (await r.figures) ?? { totalRows: undefined, bytesProcessed: undefined, objectBytes: undefined };
     const cap = r.snapshot.limits.maxResultBytes;
     if (cap !== undefined) {
-      const exported = await this.deps.objects.size(r.exportAt);
+      const exported = objectBytes ?? (await this.deps.objects.size(r.exportAt));
       if (exported !== undefined && exported > cap) {
         throw new ResultTooLargeError(`the result is ${exported} bytes, above max_result_bytes (${cap} bytes); it was not copied to the result object`);
       }
     }
     let size: number;
     try {
-      ({ size } = await this.deps.objects.copy(r.exportAt, r.resultAt, r.stop.signal, objectHeaders(r.snapshot)));
+      // The export's size, when the engine measured it, spares the copy a HeadObject.
+      ({ size } = await this.deps.objects.copy(r.exportAt, r.resultAt, r.stop.signal, objectHeaders(r.snapshot), objectBytes));
     } catch (err) {
       await this.removeResult(r);
       throw err;
     }
-    const figures = (await r.figures) ?? { totalRows: undefined, bytesProcessed: undefined };
+    // READING_RESULTS not stored (the job ended elsewhere; the write stopped it): run()'s finally removes the result.
+    if (reading && !(await reading)) {
+      r.stop.abort();
+      return;
+    }
     const done = await this.write(r, { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, ...figures }, true);
     // Ended elsewhere between the copy and DONE: the finally of run() removes the result.
     if (!done) r.stop.abort();

@@ -23,9 +23,10 @@ export interface ObjectHeaders {
 export interface ObjectStore {
   /**
    * Copies an object inside the store (no byte passes through this process), giving the copy
-   * `headers` when set; resolves with its size.
+   * `headers` when set; resolves with its size. `knownSize`: the source's size, when the caller
+   * measured it already (no HeadObject then).
    */
-  copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }>;
+  copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders, knownSize?: number): Promise<{ size: number }>;
   /** Removes an object; a missing one is not an error. */
   delete(at: ObjectLocation): Promise<void>;
   /** Size of an object, or undefined when there is none. */

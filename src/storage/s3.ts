@@ -58,9 +58,9 @@ export class S3ObjectStore implements ObjectStore {
     this.partSize = opts.partSize ?? DEFAULT_COPY_PART_SIZE;
   }
 
-  async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }> {
-    if (this.multipartThreshold >= S3_MAX_COPY_OBJECT_SIZE) return this.copyWhileSizing(from, to, signal, headers);
-    const size = await this.size(from);
+  async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders, knownSize?: number): Promise<{ size: number }> {
+    if (knownSize === undefined && this.multipartThreshold >= S3_MAX_COPY_OBJECT_SIZE) return this.copyWhileSizing(from, to, signal, headers);
+    const size = knownSize ?? (await this.size(from));
     if (size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
     if (size <= this.multipartThreshold) {
       await this.call("CopyObject", s3Uri(to), () =>

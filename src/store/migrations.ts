@@ -209,31 +209,31 @@ export const MIGRATIONS: readonly Migration[] = [
         RETURN NEW;
       END $fn$`,
       // One AFTER trigger: the status history (static SQL: its plan is kept) and the notifications.
-      // "<id>:<version>:<state>" carries the new state (the row as JSON, less the query text), so a
-      // replica following the job needs no read; a state too long for NOTIFY's 8000 bytes (a long
-      // error) goes as "<id>:<version>" and is read. "q": the queue may have work (a new job, a
-      // released export path, an ended lease). A session with chjob.notify = 'off' (the embedded
-      // store: one process, nobody listens) sends none.
+      // "<id>:<version>:<sender>:<state>" carries the new state (the row as JSON, less the query
+      // text), so a replica following the job needs no read; a state too long for NOTIFY's 8000
+      // bytes (a long error) goes as "<id>:<version>:<sender>" and is read. "q:<sender>": the queue
+      // may have work (a new job, a released export path, an ended lease). <sender> is the writing
+      // connection's application_name (src/store/postgres.ts), so a replica skips its own news.
+      // A session with chjob.notify = 'off' (the embedded store: one process) sends none.
       `CREATE OR REPLACE FUNCTION ${s}.jobs_history() RETURNS trigger LANGUAGE plpgsql AS $fn$
       DECLARE
         state jsonb;
+        head text;
         payload text;
-        notify boolean := coalesce(current_setting('chjob.notify', true), '') <> 'off';
       BEGIN
         IF TG_OP = 'INSERT' OR NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt THEN
           state := to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target';
           INSERT INTO ${s}.job_states (job_id, version, state) VALUES (NEW.id, NEW.version, state);
         END IF;
-        IF NOT notify THEN RETURN NULL; END IF;
+        IF coalesce(current_setting('chjob.notify', true), '') = 'off' THEN RETURN NULL; END IF;
         IF TG_OP = 'INSERT' OR NEW.notified_at IS DISTINCT FROM OLD.notified_at THEN
-          payload := NEW.id::text || ':' || NEW.version || ':'
-            || coalesce(state, to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target')::text;
-          IF octet_length(payload) > 7900 THEN payload := NEW.id::text || ':' || NEW.version; END IF;
-          PERFORM pg_notify(TG_TABLE_SCHEMA, payload);
+          head := NEW.id::text || ':' || NEW.version || ':' || replace(current_setting('application_name'), ':', '_');
+          payload := head || ':' || coalesce(state, to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target')::text;
+          PERFORM pg_notify(TG_TABLE_SCHEMA, CASE WHEN octet_length(payload) > 7900 THEN head ELSE payload END);
         END IF;
         IF TG_OP = 'INSERT' OR (OLD.owner IS NOT NULL AND NEW.owner IS NULL)
             OR (NEW.owner IS NOT NULL AND NEW.lease_until <= clock_timestamp() AND OLD.lease_until > clock_timestamp()) THEN
-          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q');
+          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q:' || replace(current_setting('application_name'), ':', '_'));
         END IF;
         RETURN NULL;
       END $fn$`,

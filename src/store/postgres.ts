@@ -1,6 +1,7 @@
 // The job store's SQL client for a PostgreSQL server, through `postgres`
 // (porsager/postgres): a small pool, parameterised text queries, and LISTEN
 // that re-subscribes by itself after a reconnect.
+import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { quoteIdent, type Row, type SqlClient, type SqlRunner } from "./sql.js";
 
@@ -12,14 +13,18 @@ export interface PostgresOptions {
 }
 
 export function openPostgres(opts: PostgresOptions): SqlClient {
+  // Each client's own application_name: the triggers put it in their notifications, so this
+  // process can tell its own writes (already known at commit) from other replicas'.
+  const sender = `chjob-${randomBytes(6).toString("hex")}`;
   const sql = postgres(opts.url, {
     max: opts.maxConnections,
+    connection: { application_name: sender },
     connect_timeout: 10,
     idle_timeout: 60,
     // NOTICEs (e.g. "schema already exists, skipping") are not for the service's log.
     onnotice: () => undefined,
   });
-  return new PostgresClient(sql, opts);
+  return new PostgresClient(sql, opts, sender);
 }
 
 type Sql = ReturnType<typeof postgres>;
@@ -30,6 +35,7 @@ class PostgresClient implements SqlClient {
   constructor(
     private readonly sql: Sql,
     private readonly opts: PostgresOptions,
+    readonly sender: string,
   ) {
     this.description = opts.description;
   }

@@ -146,21 +146,25 @@ export class SqlJobStore implements JobStore {
     };
   }
 
-  /** "q", "<id>:<version>" or "<id>:<version>:<state as JSON>" (the triggers in src/store/migrations.ts). */
+  /**
+   * "q:<sender>", "<id>:<version>:<sender>" or "<id>:<version>:<sender>:<state as JSON>" (the
+   * triggers in src/store/migrations.ts). This client's own writes reached `changes` at commit.
+   */
   private onNotification(payload: string): void {
-    if (payload === "q") {
-      this.queue.next();
+    const own = this.db.sender;
+    if (payload.startsWith("q:")) {
+      if (payload.slice(2) !== own) this.queue.next();
       return;
     }
-    const at = payload.indexOf(":");
-    const stateAt = payload.indexOf(":", at + 1);
-    const id = payload.slice(0, at);
+    const [id = "", version, sender] = payload.split(":", 3);
+    if (sender === own) return;
     const f = this.followed.get(id);
-    if (!f || Number(payload.slice(at + 1, stateAt < 0 ? undefined : stateAt)) <= f.version) return;
+    if (!f || Number(version) <= f.version) return;
+    const stateAt = id.length + (version?.length ?? 0) + (sender?.length ?? 0) + 3;
     // The state came along: no read, unless this process has not seen the job's (unchanging) query text yet.
-    if (stateAt > 0 && f.queryText !== undefined) {
+    if (payload.length > stateAt && f.queryText !== undefined) {
       try {
-        this.emit(toSnapshot(fromHistory(JSON.parse(payload.slice(stateAt + 1)) as Record<string, unknown>, f.queryText)), false);
+        this.emit(toSnapshot(fromHistory(JSON.parse(payload.slice(stateAt)) as Record<string, unknown>, f.queryText)), false);
         return;
       } catch {
         // Not the shape this version writes (a newer replica's?): read the job instead.

@@ -4,10 +4,16 @@
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LATEST_VERSION } from "../../src/store/migrations.js";
+import { createHash } from "node:crypto";
+import { MIGRATIONS } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open.js";
 
-const TEMPLATE = join(tmpdir(), `chjob-test-pglite-v${LATEST_VERSION}`);
+// Named by the migrations' own text: a changed migration makes a new template.
+const schemaHash = createHash("sha256")
+  .update(JSON.stringify(MIGRATIONS.map((m) => m.statements('"chjob"', "chjob"))))
+  .digest("hex")
+  .slice(0, 12);
+const TEMPLATE = join(tmpdir(), `chjob-test-pglite-${schemaHash}`);
 
 async function template(): Promise<string> {
   const dir = join(TEMPLATE, "jobs");
