@@ -520,6 +520,31 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     assert.equal(await mustGet(store, first.id), old[0], "release does not write a new state");
   });
 
+  test("create with claimFor: claimed in the same transaction only when no job waits and the export path is free", async (ctx) => {
+    const store = await ctx.open();
+    const claimFor = { replica: "r1", leaseMs: 60_000 };
+    const fast = await store.create(rec({ reportId: "rep", queryId: "a" }), 1000, claimFor);
+    assert.is(fast.kind, "created");
+    const { job, claimed } = fast as Extract<CreateOutcome, { kind: "created" }>;
+    assert.is(job.status, JobStatus.PENDING, "the caller is answered with the job as created");
+    assert.is(job.version, 1);
+    assert.ok(claimed, "an empty queue: the creating replica takes it at once");
+    assert.equal([claimed.status, claimed.version, claimed.attempt, claimed.replica], [JobStatus.RUNNING, 2, 1, "r1"]);
+    assert.equal(await mustGet(store, job.id), claimed);
+    assert.equal(await store.renewLeases("r1", 60_000), [job.id], "and holds its lease");
+    assert.equal((await store.statesBetween(job.id, 0, 3)).map((s) => s.status), [JobStatus.PENDING, JobStatus.RUNNING], "PENDING then RUNNING in the history");
+
+    const waiting = created(await store.create(rec({ reportId: "rep", queryId: "b" }), 1000));
+    const behind = await store.create(rec({ reportId: "rep", queryId: "c" }), 1000, claimFor);
+    assert.is((behind as Extract<CreateOutcome, { kind: "created" }>).claimed, undefined, "another job waits: FIFO, no claim");
+    assert.equal(idsOf(await store.claim(claimOpts("r2", { max: 2 }))), [waiting.id, created(behind).id]);
+
+    // The key's export path is held by the RUNNING job it supersedes: no claim until it is released.
+    const superseding = await store.create(rec({ reportId: "rep", queryId: "a" }), 1000, claimFor);
+    assert.is((superseding as Extract<CreateOutcome, { kind: "created" }>).claimed, undefined, "the superseded export still holds the path");
+    assert.equal(idsOf((superseding as Extract<CreateOutcome, { kind: "created" }>).superseded), [job.id]);
+  });
+
   test("reusable: DONE jobs of the same query hash, kind and target within the age, newest first; never the asking job", async (ctx) => {
     const store = await ctx.open();
     const finish = async (over: Partial<NewJobRecord>) => {

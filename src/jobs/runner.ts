@@ -97,6 +97,8 @@ export class JobRunner {
   private accepting = true;
   private claiming = false;
   private claimAgain = false;
+  /** Slots held for creates in flight that may claim their job in the same transaction. */
+  private reserved = 0;
   /** Wake-ups with news of the queue so far, and whether the queue may hold work not yet claimed. */
   private news = 0;
   private queueMayHaveWork = true;
@@ -133,6 +135,9 @@ export class JobRunner {
     const id = randomUUID();
     const exportAt = this.exportLocation(req.reportId, req.queryId, req.kind);
     const statement = checkQueryText(req.queryText, settings.maxQueryBytes);
+    // A free slot here: the store may hand the job straight to it (one transaction, no claim).
+    const slot = this.accepting && this.running.size + this.reserved < settings.maxConcurrent;
+    if (slot) this.reserved++;
     // Jobs that this replica's free slots take at once do not count as waiting.
     const outcome = await store.create(
       {
@@ -152,7 +157,10 @@ export class JobRunner {
         traceParent: this.deps.telemetry?.creating(id),
       },
       settings.maxQueued + Math.max(0, settings.maxConcurrent - this.running.size),
-    );
+      slot ? { replica: settings.replicaId, leaseMs: settings.leaseMs } : undefined,
+    ).finally(() => {
+      if (slot) this.reserved--;
+    });
     switch (outcome.kind) {
       case "queue-full":
         throw new ResourceExhaustedError(
@@ -167,7 +175,9 @@ export class JobRunner {
       case "created":
         log.info({ job: id, report: req.reportId, query: req.queryId, status: "PENDING", ...(req.requestId ? { requestId: req.requestId } : {}) }, "job created");
         for (const s of outcome.superseded) log.info({ job: s.id, status: "CANCELLED", by: id }, "job superseded");
-        this.wake();
+        // Claimed in the create's transaction: this replica holds it now, whatever happens meanwhile.
+        if (outcome.claimed) this.execute(outcome.claimed);
+        else this.wake();
         return outcome.job;
     }
   }
@@ -251,8 +261,8 @@ export class JobRunner {
     try {
       do {
         this.claimAgain = false;
-        while (this.accepting && this.running.size < settings.maxConcurrent) {
-          const room = settings.maxConcurrent - this.running.size;
+        while (this.accepting && this.running.size + this.reserved < settings.maxConcurrent) {
+          const room = settings.maxConcurrent - this.running.size - this.reserved;
           const newsBefore = this.news;
           const jobs = await store.claim({ replica: settings.replicaId, max: room, leaseMs: settings.leaseMs, maxAttempts: settings.maxAttempts });
           jobs.forEach((j) => this.execute(j));

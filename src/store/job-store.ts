@@ -48,7 +48,7 @@ export interface ReuseQuery {
 
 export type CreateOutcome =
   /** Stored; `superseded` are the earlier active jobs of the same (report_id, query_id), now CANCELLED. */
-  | { kind: "created"; job: JobSnapshot; superseded: JobSnapshot[] }
+  | { kind: "created"; job: JobSnapshot; superseded: JobSnapshot[]; claimed?: JobSnapshot }
   /** The request_id was seen before with the same request: that job. */
   | { kind: "existing"; job: JobSnapshot }
   /** The request_id belongs to a job made by another request. */
@@ -118,8 +118,13 @@ export interface JobStore {
   /** The job's status changes (and new attempts) after version `after` and before `before`, in order. */
   statesBetween(id: string, after: number, before: number): Promise<JobSnapshot[]>;
 
-  /** Stores a new PENDING job, superseding the active job of its (report_id, query_id); bounded by `queueLimit` waiting jobs. */
-  create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome>;
+  /**
+   * Stores a new PENDING job, superseding the active job of its (report_id, query_id); bounded by
+   * `queueLimit` waiting jobs. With `claimFor` (the caller has a free slot) the same transaction
+   * also claims it for that replica when no other job waits and its export path is free: the
+   * outcome's `claimed` is then its RUNNING state.
+   */
+  create(job: NewJobRecord, queueLimit: number, claimFor?: { replica: string; leaseMs: number }): Promise<CreateOutcome>;
   get(id: string): Promise<JobSnapshot | undefined>;
   list(query: ListQuery): Promise<ListPage>;
   /** Jobs now waiting for a slot, service-wide. */

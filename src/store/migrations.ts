@@ -134,10 +134,12 @@ export const MIGRATIONS: readonly Migration[] = [
       // CreateJob's rule in one call (src/store/sql-job-store.ts, create): the request_id lookup,
       // the queue bound and the supersede, under the same advisory locks as before (replicas of
       // the previous version, mid-upgrade, still take turns with these). Returns the request_id's
-      // earlier job; or the superseded jobs and the new one; or nothing when the queue is full.
+      // earlier job; or the superseded jobs, the new one, and its RUNNING state when claimed here;
+      // or nothing when the queue is full.
       `CREATE FUNCTION ${s}.create_job(p_id uuid, p_report text, p_query text, p_text text, p_export text,
           p_request text, p_request_hash text, p_format smallint, p_compression smallint, p_content_type text,
-          p_limits jsonb, p_reuse float8, p_query_hash text, p_target text, p_trace text, p_queue_limit int)
+          p_limits jsonb, p_reuse float8, p_query_hash text, p_target text, p_trace text, p_queue_limit int,
+          p_claim_for text, p_lease_ms float8)
         RETURNS SETOF ${s}.jobs LANGUAGE plpgsql AS $fn$
       DECLARE
         waiting int;
@@ -158,6 +160,14 @@ export const MIGRATIONS: readonly Migration[] = [
             format, compression, content_type, limits, reuse_max_age_ms, query_hash, target, trace_parent)
           VALUES (p_id, p_report, p_query, p_text, 1, p_export, p_request, p_request_hash,
             p_format, p_compression, p_content_type, p_limits, p_reuse, p_query_hash, p_target, p_trace) RETURNING *;
+        -- The creating replica has a free slot: it takes the job in this transaction when that keeps
+        -- the queue's order (no other job waits) and the export path is free (no job of the key holds it).
+        IF p_claim_for IS NOT NULL AND waiting = 0
+            AND NOT EXISTS (SELECT 1 FROM ${s}.jobs o WHERE o.report_id = p_report AND o.query_id = p_query AND o.owner IS NOT NULL) THEN
+          RETURN QUERY UPDATE ${s}.jobs SET status = 2, attempt = 1, owner = p_claim_for, replica = p_claim_for,
+              lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond', version = version + 1, updated_at = clock_timestamp()
+            WHERE id = p_id RETURNING *;
+        END IF;
       END $fn$`,
       // A replica's claim in one call (sql-job-store.ts, claim): first jobs whose replica stopped
       // renewing its lease (run again, or FAILED after p_max_attempts: returned too, terminal),

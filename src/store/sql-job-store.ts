@@ -218,12 +218,12 @@ export class SqlJobStore implements JobStore {
     return rows.map(({ state, query_text }) => toSnapshot(fromHistory(state, query_text)));
   }
 
-  async create(job: NewJobRecord, queueLimit: number): Promise<CreateOutcome> {
+  async create(job: NewJobRecord, queueLimit: number, claimFor?: { replica: string; leaseMs: number }): Promise<CreateOutcome> {
     // The whole rule is the create_job function (src/store/migrations.ts): one round trip.
     const rows = await this.reading(() =>
       this.db.query<JobRow & { request_hash: string | null }>(
         `SELECT ${COLUMNS}, request_hash FROM ${this.fn}.create_job($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
-           $8::smallint, $9::smallint, $10::text, $11::text::jsonb, $12::float8, $13::text, $14::text, $15::text, $16::int)`,
+           $8::smallint, $9::smallint, $10::text, $11::text::jsonb, $12::float8, $13::text, $14::text, $15::text, $16::int, $17::text, $18::float8)`,
         [
           job.id,
           job.reportId,
@@ -241,20 +241,25 @@ export class SqlJobStore implements JobStore {
           job.target,
           job.traceParent || null,
           queueLimit,
+          claimFor?.replica ?? null,
+          claimFor?.leaseMs ?? null,
         ],
       ),
     );
-    const created = rows.find((r) => r.id === job.id);
+    // The new job's rows: as inserted (PENDING), then as claimed here (RUNNING), if it was.
+    const [created, claimedRow] = rows.filter((r) => r.id === job.id).sort((a, b) => Number(a.version) - Number(b.version));
     if (!created) {
       const [seen] = rows;
       if (!seen) return { kind: "queue-full", pending: await this.pendingCount() };
       return { kind: seen.request_hash === job.requestHash ? "existing" : "conflict", job: toSnapshot(seen) };
     }
-    const superseded = rows.filter((r) => r !== created).map(toSnapshot);
+    const superseded = rows.filter((r) => r.id !== job.id).map(toSnapshot);
     const snapshot = toSnapshot(created);
+    const claimed = claimedRow && toSnapshot(claimedRow);
     superseded.forEach((s) => this.emit(s));
     this.emit(snapshot);
-    return { kind: "created", job: snapshot, superseded };
+    if (claimed) this.emit(claimed);
+    return { kind: "created", job: snapshot, superseded, ...(claimed ? { claimed } : {}) };
   }
 
   async get(id: string): Promise<JobSnapshot | undefined> {
