@@ -155,24 +155,6 @@ export class ClientEngine implements ClickHouseEngine {
     const settingsToSend = this.opts.stickySettings ? this.changedSettings(client, wanted) : wanted;
     try {
       const before = this.opts.exactSummary || !alone ? undefined : await this.countersBefore(epoch);
-      if (before) {
-        // chDB reports no summary. Its process-wide counters are exact for an export that ran
-        // alone (none other started or running meanwhile); they are read in the same call, right
-        // after the INSERT (chDB answers a multi-statement query with its last result).
-        const rs = await client.query({
-          query: `${sql}\n;\n${COUNTERS_SQL}`,
-          query_id: ref.jobId,
-          format: "JSONEachRow",
-          clickhouse_settings: settingsToSend,
-        });
-        const after = countersOf(await rs.json<CounterRow>());
-        if (this.opts.stickySettings) this.sessionSettings.set(client, wanted);
-        if (epoch !== this.exportsStarted) return { figures: Promise.resolve(NO_FIGURES) };
-        this.counters = { epoch, ...after };
-        return {
-          figures: Promise.resolve({ writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes, objectBytes: after.s3Bytes - before.s3Bytes }),
-        };
-      }
       const { summary } = await client.command({
         query: sql,
         query_id: ref.jobId,
@@ -187,7 +169,10 @@ export class ClientEngine implements ClickHouseEngine {
         const figures = { writtenRows: Number.isFinite(writtenRows) ? writtenRows : undefined, readBytes: Number.isFinite(readBytes) ? readBytes : undefined };
         return { figures: Promise.resolve(figures) };
       }
-      return { figures: Promise.resolve(NO_FIGURES) };
+      // chDB reports no summary. Its process-wide counters are exact for an export that ran alone
+      // (none other started or running meanwhile). The closing read is not awaited here: the
+      // caller starts the copy beside it.
+      return { figures: before ? this.countersAfter(epoch, before) : Promise.resolve(NO_FIGURES) };
     } catch (err) {
       // Some of the SETs may have run: send them all next time.
       this.sessionSettings.delete(client);
@@ -227,6 +212,14 @@ export class ClientEngine implements ClickHouseEngine {
     const last = this.counters;
     if (last && last.epoch === epoch - 1) return last;
     return this.queryRows<CounterRow>(COUNTERS_SQL).then(countersOf, () => undefined);
+  }
+
+  private async countersAfter(epoch: number, before: Counters): Promise<ExportFigures> {
+    if (epoch !== this.exportsStarted) return NO_FIGURES;
+    const after = await this.queryRows<CounterRow>(COUNTERS_SQL).then(countersOf, () => undefined);
+    if (!after || epoch !== this.exportsStarted) return NO_FIGURES;
+    this.counters = { epoch, ...after };
+    return { writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes, objectBytes: after.s3Bytes - before.s3Bytes };
   }
 
   async sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>> {

@@ -445,17 +445,18 @@ export class JobRunner {
 
   /** Copies the export to the result object and writes DONE; `reading`: the READING_RESULTS write, still in flight. */
   private async copy(r: RunningJob, reading?: Promise<boolean>): Promise<void> {
-    const { objectBytes, ...figures } = (await r.figures) ?? { totalRows: undefined, bytesProcessed: undefined, objectBytes: undefined };
+    const measured = r.figures ?? Promise.resolve({ totalRows: undefined, bytesProcessed: undefined, objectBytes: undefined });
     const cap = r.snapshot.limits.maxResultBytes;
     if (cap !== undefined) {
-      const exported = objectBytes ?? (await this.deps.objects.size(r.exportAt));
+      const exported = (await measured).objectBytes ?? (await this.deps.objects.size(r.exportAt));
       if (exported !== undefined && exported > cap) {
         throw new ResultTooLargeError(`the result is ${exported} bytes, above max_result_bytes (${cap} bytes); it was not copied to the result object`);
       }
     }
     let size: number;
     try {
-      // The export's size, when the engine measured it, spares the copy a HeadObject.
+      // The export's size, when the engine measures it (beside the copy), spares the copy a HeadObject.
+      const objectBytes = measured.then((f) => f.objectBytes);
       ({ size } = await this.deps.objects.copy(r.exportAt, r.resultAt, r.stop.signal, objectHeaders(r.snapshot), objectBytes));
     } catch (err) {
       await this.removeResult(r);
@@ -466,7 +467,8 @@ export class JobRunner {
       r.stop.abort();
       return;
     }
-    const done = await this.write(r, { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, ...figures }, true);
+    const { totalRows, bytesProcessed } = await measured;
+    const done = await this.write(r, { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, totalRows, bytesProcessed }, true);
     // Ended elsewhere between the copy and DONE: the finally of run() removes the result.
     if (!done) r.stop.abort();
   }

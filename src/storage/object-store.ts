@@ -23,10 +23,11 @@ export interface ObjectHeaders {
 export interface ObjectStore {
   /**
    * Copies an object inside the store (no byte passes through this process), giving the copy
-   * `headers` when set; resolves with its size. `knownSize`: the source's size, when the caller
-   * measured it already (no HeadObject then).
+   * `headers` when set; resolves with its size. `measured`: the source's size as the caller will
+   * know it (an engine's figures of the export; undefined when it could not measure): no HeadObject
+   * is sent when it gives one.
    */
-  copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders, knownSize?: number): Promise<{ size: number }>;
+  copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders, measured?: Promise<number | undefined>): Promise<{ size: number }>;
   /** Removes an object; a missing one is not an error. */
   delete(at: ObjectLocation): Promise<void>;
   /** Size of an object, or undefined when there is none. */

@@ -58,9 +58,10 @@ export class S3ObjectStore implements ObjectStore {
     this.partSize = opts.partSize ?? DEFAULT_COPY_PART_SIZE;
   }
 
-  async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders, knownSize?: number): Promise<{ size: number }> {
-    if (knownSize === undefined && this.multipartThreshold >= S3_MAX_COPY_OBJECT_SIZE) return this.copyWhileSizing(from, to, signal, headers);
-    const size = knownSize ?? (await this.size(from));
+  async copy(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders, measured?: Promise<number | undefined>): Promise<{ size: number }> {
+    const sizing = () => (measured ?? Promise.resolve(undefined)).then((size) => size ?? this.size(from));
+    if (this.multipartThreshold >= S3_MAX_COPY_OBJECT_SIZE) return this.copyWhileSizing(from, to, signal, sizing, headers);
+    const size = await sizing();
     if (size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
     if (size <= this.multipartThreshold) {
       await this.call("CopyObject", s3Uri(to), () =>
@@ -74,18 +75,25 @@ export class S3ObjectStore implements ObjectStore {
 
   /**
    * With S3's own limit as the threshold, CopyObject itself refuses an object
-   * that needs parts, so it starts at once beside the HeadObject that gives the
-   * size: one round trip on the path of every job instead of two. Only an
-   * object above the threshold whose CopyObject failed is copied in parts.
+   * that needs parts, so it starts at once beside `sizing` (the engine's measure
+   * of the export, else a HeadObject): one round trip on the path of every job
+   * instead of two. Only an object above the threshold whose CopyObject failed
+   * is copied in parts.
    */
-  private async copyWhileSizing(from: ObjectLocation, to: ObjectLocation, signal: AbortSignal, headers?: ObjectHeaders): Promise<{ size: number }> {
+  private async copyWhileSizing(
+    from: ObjectLocation,
+    to: ObjectLocation,
+    signal: AbortSignal,
+    sizing: () => Promise<number | undefined>,
+    headers?: ObjectHeaders,
+  ): Promise<{ size: number }> {
     const single = this.call("CopyObject", s3Uri(to), () =>
       this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from), ...replaced(headers) }), { abortSignal: signal }),
     ).then(
       () => undefined,
       (err: unknown) => err,
     );
-    const [sized, copyError] = await Promise.all([this.size(from).then((size) => ({ size }), (error: unknown) => ({ error })), single]);
+    const [sized, copyError] = await Promise.all([sizing().then((size) => ({ size }), (error: unknown) => ({ error })), single]);
     if ("size" in sized && sized.size === undefined) throw new ObjectStoreError("HeadObject", "NoSuchKey", s3Uri(from), "the export object is missing");
     if (copyError === undefined) {
       if ("error" in sized) throw sized.error;
