@@ -1,16 +1,23 @@
-// WatchJob's source: one RxJS subject per watched job holding its newest
-// committed state, fed by the store's `changes`. A state reaches a watcher
-// only after the store committed it.
-import { BehaviorSubject, defer, finalize, of, type Observable, type Subscription } from "rxjs";
+// WatchJob's source: per watched job, its newest committed state and the set of
+// its watchers, fed by the store's `changes`. A state reaches a watcher only
+// after the store committed it.
+//
+// The watchers of a job are a plain Set of subscribers rather than subscriptions
+// to an RxJS subject: a job may have thousands of them on a replica, all ending
+// at its terminal state at once, and a subject removes each from an array
+// (O(n) each, O(n²) for them all) through a chain of operators per watcher.
+import { Observable, of, type Subscriber, type Subscription } from "rxjs";
 import type { JobStore } from "../store/job-store.js";
 import { isTerminal, type JobSnapshot } from "./job.js";
 
 interface Watched {
-  /** Set once the first read is in; states committed before that are kept in `early`. */
-  subject: BehaviorSubject<JobSnapshot> | undefined;
+  /** The newest state passed on, set once the first read is in; states committed before that are kept in `early`. */
+  current: JobSnapshot | undefined;
   early: JobSnapshot | undefined;
   ready: Promise<boolean>;
-  watchers: number;
+  /** The terminal state was passed on (or the hub closed): no more states. */
+  ended: boolean;
+  watchers: Set<Subscriber<JobSnapshot>>;
   /** Stops other replicas' writes of this job reaching `changes`. */
   unfollow: () => void;
   /** States go to the subject one after another (a gap is filled from the store first). */
@@ -35,30 +42,41 @@ export class JobWatchHub {
     let w = this.watched.get(id);
     if (!w) {
       // Registered before the read, so that no state committed meanwhile is lost.
-      const entry: Watched = { subject: undefined, early: undefined, ready: Promise.resolve(false), watchers: 0, unfollow: this.store.follow(id), queue: Promise.resolve() };
+      const entry: Watched = {
+        current: undefined,
+        early: undefined,
+        ready: Promise.resolve(false),
+        ended: false,
+        watchers: new Set(),
+        unfollow: this.store.follow(id),
+        queue: Promise.resolve(),
+      };
       entry.ready = this.load(id, entry);
       this.watched.set(id, (w = entry));
     }
     const found = await w.ready;
-    if (!found || !w.subject) return undefined;
-    const subject = w.subject;
-    if (subject.isStopped) return of(subject.value);
+    if (!found || !w.current) return undefined;
+    if (w.ended) return of(w.current);
     const entry = w;
-    return defer(() => {
-      entry.watchers++;
-      return subject.asObservable();
-    }).pipe(
-      finalize(() => {
-        if (--entry.watchers === 0 && this.watched.get(id) === entry && !subject.isStopped) this.forget(id, entry);
-      }),
-    );
+    return new Observable<JobSnapshot>((subscriber) => {
+      // As a BehaviorSubject would: the newest state at once, then every later one.
+      subscriber.next(entry.current!);
+      if (entry.ended) {
+        subscriber.complete();
+        return;
+      }
+      entry.watchers.add(subscriber);
+      return () => {
+        if (entry.watchers.delete(subscriber) && entry.watchers.size === 0 && !entry.ended && this.watched.get(id) === entry) this.forget(id, entry);
+      };
+    });
   }
 
   close(): void {
     this.subscription.unsubscribe();
     for (const w of this.watched.values()) {
       w.unfollow();
-      w.subject?.complete();
+      this.finish(w);
     }
     this.watched.clear();
   }
@@ -76,7 +94,7 @@ export class JobWatchHub {
       this.forget(id, w);
       return false;
     }
-    w.subject = new BehaviorSubject(first);
+    w.current = first;
     if (isTerminal(first.status)) this.end(id, w);
     return true;
   }
@@ -84,7 +102,7 @@ export class JobWatchHub {
   private onState(s: JobSnapshot): void {
     const w = this.watched.get(s.id);
     if (!w) return;
-    if (!w.subject) {
+    if (!w.current) {
       w.early = newer(w.early, s);
       return;
     }
@@ -93,23 +111,37 @@ export class JobWatchHub {
 
   /** Passes a state on; a jump over versions (another replica's writes) is filled with the statuses between. */
   private async deliver(w: Watched, s: JobSnapshot): Promise<void> {
-    const subject = w.subject!;
-    const last = subject.value;
-    if (subject.isStopped || s.version <= last.version) return;
+    const last = w.current!;
+    if (w.ended || s.version <= last.version) return;
     if (s.version > last.version + 1) {
       const between = await this.store.statesBetween(s.id, last.version, s.version).catch(() => []);
       for (const b of between) {
-        if (b.version > subject.value.version && !subject.isStopped) subject.next(b);
+        if (b.version > w.current!.version && !w.ended) this.next(w, b);
       }
     }
-    if (subject.isStopped) return;
-    subject.next(s);
+    if (w.ended) return;
+    this.next(w, s);
     if (isTerminal(s.status)) this.end(s.id, w);
   }
 
+  private next(w: Watched, s: JobSnapshot): void {
+    w.current = s;
+    // A watcher leaving meanwhile (its last state came) is taken out of the set: a Set's
+    // iteration goes on past a deletion.
+    for (const watcher of w.watchers) watcher.next(s);
+  }
+
   private end(id: string, w: Watched): void {
-    w.subject!.complete();
+    this.finish(w);
     this.forget(id, w);
+  }
+
+  /** No more states: every watcher completes. */
+  private finish(w: Watched): void {
+    w.ended = true;
+    const watchers = [...w.watchers];
+    w.watchers.clear();
+    for (const watcher of watchers) watcher.complete();
   }
 
   private forget(id: string, w: Watched): void {
