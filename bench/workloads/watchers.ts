@@ -22,7 +22,7 @@
 // run with the probe (bench/probe.cts): when each last wrote to each stream (the
 // servers' share of the spread), and their event-loop delay while DONE goes out.
 //
-// BENCH_WATCHERS (default 10000) and BENCH_WATCHERS_HOLD_S (default 10) make a
+// BENCH_WATCHERS (default 10000) and BENCH_WATCHERS_HOLD_S (default 12) make a
 // smaller or longer run.
 import { JobStatus } from "../../gen/chjob/v1/job_service_pb.js";
 import { cpuTimeline } from "../cpu.js";
@@ -34,7 +34,7 @@ import { monoMs, startWatchClient, type WatchClient, type WatchReport } from "..
 import { fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
 
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 10_000);
-const HOLD_S = Number(process.env.BENCH_WATCHERS_HOLD_S ?? 10);
+const HOLD_S = Number(process.env.BENCH_WATCHERS_HOLD_S ?? 12);
 const REPLICAS = 3;
 const CLIENT_PROCESSES = 4;
 /** Streams per HTTP/2 connection at most (many clients each with a few streams, not a few with thousands). */
