@@ -25,6 +25,7 @@ function state(version: number, status: JobStatus, rowsRead = 0): JobSnapshot {
 function scriptedStore(first: JobSnapshot | undefined, history: JobSnapshot[] = []) {
   const changes = new Subject<JobSnapshot>();
   let following = 0;
+  let historyReads = 0;
   const store = {
     changes: changes as Observable<JobSnapshot>,
     follow: () => {
@@ -36,9 +37,12 @@ function scriptedStore(first: JobSnapshot | undefined, history: JobSnapshot[] = 
       };
     },
     get: async () => first,
-    statesBetween: async (_id: string, after: number, before: number) => history.filter((s) => s.version > after && s.version < before),
+    statesBetween: async (_id: string, after: number, before: number) => {
+      historyReads++;
+      return history.filter((s) => s.version > after && s.version < before);
+    },
   } as unknown as JobStore;
-  return { store, changes, following: () => following };
+  return { store, changes, following: () => following, historyReads: () => historyReads };
 }
 
 /** Subscribes, recording [version, status] of each state and whether it completed. */
@@ -76,6 +80,34 @@ test("many watchers: the current state at once, every later one in order, a vers
   const late = record((await hub.watch(ID))!);
   assert.equal(late.seen, [[1, JobStatus.PENDING]], "a new watch reads the store again (here: the scripted first state)");
   late.sub.unsubscribe();
+  hub.close();
+});
+
+test("a jump over progress-only versions to the same status or the next on the way to DONE reads no history; a new attempt or a FAILED does", async () => {
+  const attempt2 = (s: JobSnapshot) => ({ ...s, attempt: 2 });
+  const history = [attempt2(state(9, JobStatus.RUNNING)), attempt2(state(11, JobStatus.READING_RESULTS))];
+  const { store, changes, historyReads } = scriptedStore(state(1, JobStatus.RUNNING), history);
+  const hub = new JobWatchHub(store);
+  const w = record((await hub.watch(ID))!);
+  changes.next(state(4, JobStatus.RUNNING, 5)); // progress, versions 2 and 3 skipped
+  changes.next(state(6, JobStatus.READING_RESULTS)); // the next status, version 5 (progress) skipped
+  await tick();
+  assert.is(historyReads(), 0, "nothing to fill in");
+  changes.next(attempt2(state(10, JobStatus.RUNNING))); // a new attempt: filled from the history (RUNNING at 9)
+  await tick();
+  changes.next(attempt2(state(12, JobStatus.FAILED))); // FAILED may follow any status: filled (READING_RESULTS at 11)
+  await tick();
+  assert.equal(w.seen, [
+    [1, JobStatus.RUNNING],
+    [4, JobStatus.RUNNING],
+    [6, JobStatus.READING_RESULTS],
+    [9, JobStatus.RUNNING],
+    [10, JobStatus.RUNNING],
+    [11, JobStatus.READING_RESULTS],
+    [12, JobStatus.FAILED],
+  ]);
+  assert.is(historyReads(), 2);
+  assert.ok(w.completed);
   hub.close();
 });
 
