@@ -24,6 +24,7 @@
 //
 // BENCH_WATCHERS (default 10000) and BENCH_WATCHERS_HOLD_S (default 12) make a
 // smaller or longer run.
+import { performance } from "node:perf_hooks";
 import { JobStatus } from "../../gen/chjob/v1/job_service_pb.js";
 import { cpuTimeline } from "../cpu.js";
 import { onReplicaSet, REPLICA_NAMES, type Replica, type ReplicaSet } from "../replica-set.js";
@@ -74,6 +75,9 @@ interface WatchRound {
   serverSpreadByReplicaMs: number[];
   /** Each replica's first last-write after the earliest replica's (the NOTIFY hop and re-read, for the replicas that did not run the job), ms. */
   serverLagByReplicaMs: number[];
+  /** DONE's commit (its updated_at in the job's history) → each replica's first write of it, ms; READING_RESULTS → DONE commits, ms. */
+  commitToWriteByReplicaMs: number[];
+  copyMs: number;
   /** By replica, after its first write of DONE: its writes' p50 / p90 / p99, and the DONE received p50 / p90 / max, ms. */
   writeQuantilesMs: number[][];
   receiveQuantilesMs: number[][];
@@ -195,6 +199,11 @@ async function watchRound(
   const lasts = writes.flatMap((w) => (w ? [w.last] : []));
   const burst = (pid: number) => cpu.between(pid, min(firsts), max(done));
   const q = (xs: number[], p: number) => percentile(xs, p);
+  // The history's times are the database's clock_timestamp(): onto the monotonic clock through this process's wall clock.
+  const { offsetMs } = await db.clockOffset(10);
+  const epochMinusMono = performance.timeOrigin + performance.now() - monoMs();
+  const times = await db.statusTimes(schema, [job.id]);
+  const committed = (status: JobStatus) => (times.get(`${job.id}:${status}`) ?? NaN) - offsetMs - epochMinusMono;
   const ranOn = (await db.jobRows(schema, [job.id]))[0]?.replica;
   const round: WatchRound = {
     round: r,
@@ -206,6 +215,8 @@ async function watchRound(
     serverSpreadMs: firsts.length ? max(lasts) - min(firsts) : NaN,
     serverSpreadByReplicaMs: writes.map((w) => (w ? w.last - w.first : NaN)),
     serverLagByReplicaMs: writes.map((w) => (w ? w.first - min(firsts) : NaN)),
+    commitToWriteByReplicaMs: writes.map((w) => (w ? w.first - committed(JobStatus.DONE) : NaN)),
+    copyMs: committed(JobStatus.DONE) - committed(JobStatus.READING_RESULTS),
     writeQuantilesMs: probes.map(({ streams: { lastWriteQuantilesMs: w } }) => (w ? [w.p50, w.p90, w.p99] : [])),
     receiveQuantilesMs: endByReplica.map((xs, k) => {
       const from = writes[k]?.first ?? NaN;
@@ -238,7 +249,7 @@ async function watchRound(
   const list = (xs: number[], digits = 1) => xs.map((v) => fmt(v, digits)).join(" / ");
   ctx.say(
     `  ${r < 0 ? `warm-up (${streams} streams, ${holdS} s job)` : `round ${r + 1}`}: DONE spread ${fmt(x.spreadMs)} ms over ${done.length} streams ` +
-      `(by replica ${list(x.spreadByReplicaMs)}; replicas' last writes ${fmt(x.serverSpreadMs)} ms, by replica ${list(x.serverSpreadByReplicaMs)}, starting +${list(x.serverLagByReplicaMs)}; ` +
+      `(by replica ${list(x.spreadByReplicaMs)}; replicas' last writes ${fmt(x.serverSpreadMs)} ms, by replica ${list(x.serverSpreadByReplicaMs)}, starting +${list(x.serverLagByReplicaMs)}, ${list(x.commitToWriteByReplicaMs)} ms after DONE was committed, ${fmt(x.copyMs)} ms after READING_RESULTS; ` +
       `after each replica's first write, writes p50/p90/p99 ${x.writeQuantilesMs.map((w) => list(w, 0)).join(" | ")} ms, received p50/p90/max ${x.receiveQuantilesMs.map((w) => list(w, 0)).join(" | ")} ms); ` +
       `joined ${fmt(x.joinedMs, 0)} ms, first/last DONE ${fmt(x.firstDoneMs, 0)}/${fmt(x.lastDoneMs, 0)} ms after CreateJob; created on ${x.createdOn}, ran on ${x.ranOn}; ` +
       `RSS +${list(x.growthMiB)} MiB (idle ${list(x.idleMiB, 0)}; one watcher +${list(x.oneWatcherGrowthMiB)}); CPU while DONE went out ${list(x.doneCpuMs, 0)} ms (clients ${fmt(x.doneClientCpuMs, 0)} ms); loop delay max ${list(x.loopDelayMaxMs)} ms; ` +
@@ -319,7 +330,7 @@ function result(ctx: BenchContext, rounds: WatchRound[]): WorkloadResult {
       unit: "",
       service: `${fmt(med((x) => x.serverSpreadMs))} ms; ${fmt(worst((x) => x.serverSpreadMs))} ms; ${perReplica((x) => x.serverSpreadByReplicaMs)} ms; +${perReplica((x) => x.serverLagByReplicaMs)} ms`,
       floor: "",
-      compare: `received, by replica: ${perReplica((x) => x.spreadByReplicaMs)} ms`,
+      compare: `received, by replica: ${perReplica((x) => x.spreadByReplicaMs)} ms; DONE committed → each replica's first write: ${perReplica((x) => x.commitToWriteByReplicaMs)} ms`,
       bar: "",
       met: undefined,
     },
