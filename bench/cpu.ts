@@ -25,7 +25,14 @@ export interface LoopDelay {
 export interface ProbeReport {
   loopDelayMs: LoopDelay;
   /** HTTP/2 streams the service wrote to, and the spread of their last writes (ms). */
-  streams: { count: number; lastWriteSpreadMs: number };
+  streams: {
+    count: number;
+    lastWriteSpreadMs: number;
+    /** The earliest and the latest of those last writes on the machine's monotonic clock (process.hrtime), ms; absent with no stream. */
+    lastWriteMonoMs?: { first: number; last: number };
+    /** When the median, 90th and 99th percentile stream got its last write, after the first stream did, ms. */
+    lastWriteQuantilesMs?: { p50: number; p90: number; p99: number };
+  };
 }
 
 /** Asks the probe in `pid` for the loop delay since the last ask (and resets it). */
@@ -63,5 +70,40 @@ export function cpuWindow(pid: number): () => CpuSpent {
   return () => {
     const b = process.cpuUsage(b0);
     return { processMs: cpuMsOf(pid) - p0, benchMs: (b.user + b.system) / 1000 };
+  };
+}
+
+/** CPU of processes sampled over time: [process.hrtime ms, CPU ms] every `everyMs`, per pid. */
+export interface CpuTimeline {
+  stop(): void;
+  /** CPU of `pid` between two process.hrtime instants (ms), from the samples around them. */
+  between(pid: number, fromMs: number, toMs: number): number;
+}
+
+export function cpuTimeline(pids: number[], everyMs = 10): CpuTimeline {
+  const now = () => Number(process.hrtime.bigint()) / 1e6;
+  const samples = new Map<number, Array<[number, number]>>(pids.map((p) => [p, []]));
+  const take = () => {
+    for (const [pid, xs] of samples) {
+      try {
+        xs.push([now(), cpuMsOf(pid)]);
+      } catch {
+        // gone
+      }
+    }
+  };
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+    },
+    between(pid, fromMs, toMs) {
+      const xs = samples.get(pid) ?? [];
+      const before = xs.filter(([t]) => t <= fromMs).at(-1) ?? xs[0];
+      const after = xs.find(([t]) => t >= toMs) ?? xs.at(-1);
+      return before && after ? after[1] - before[1] : NaN;
+    },
   };
 }

@@ -15,9 +15,10 @@ import { replicas } from "./workloads/replicas.js";
 import { small } from "./workloads/small.js";
 import { store } from "./workloads/store.js";
 import { throughput } from "./workloads/throughput.js";
+import { watchers } from "./workloads/watchers.js";
 import { fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "./workload.js";
 
-const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store, replicas, recovery, listing];
+const WORKLOADS: Workload[] = [large, small, fanout, throughput, memory, store, replicas, watchers, recovery, listing];
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 function usage(problem?: string): never {
@@ -27,7 +28,7 @@ function usage(problem?: string): never {
       "  no workload: all of them; --log: the service's CHJOB_LOG_LEVEL (default warn); --env: extra service environment;\n" +
       "  --quiet: before each workload, wait (up to 10 min) until the 1-minute load average is below LOAD;\n" +
       "  --probe: measure the service's event-loop delay; --profile: CPU profiles (--cpu-prof) of every service and floor process into DIR;\n" +
-      "  store, replicas: their PostgreSQL server is BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)",
+      "  store, replicas, watchers: their PostgreSQL server is BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)",
   );
   process.exit(2);
 }

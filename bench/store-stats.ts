@@ -180,6 +180,23 @@ export class BenchDatabase {
     return new Map(rows.map((r) => [`${r.id}:${r.status}`, r.ms]));
   }
 
+  /** A job's status history (job_states): each status change's version and status, in order. */
+  async history(schema: string, id: string): Promise<Array<{ version: number; status: number }>> {
+    return this.sql.unsafe<Array<{ version: number; status: number }>>(
+      `SELECT version, (state->>'status')::int AS status FROM ${quoteIdent(schema)}.job_states WHERE job_id = $1::uuid ORDER BY version`,
+      [id],
+    );
+  }
+
+  /**
+   * LISTENs on `channel` (a connection of its own) and passes on every notification's payload;
+   * call the result to stop.
+   */
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    const { unlisten } = await this.sql.listen(channel, onPayload);
+    return unlisten;
+  }
+
   /**
    * The server's clock against this process's (performance.timeOrigin + performance.now()):
    * server − local at the middle of the round trip, ms, best of `tries` (the shortest trip).

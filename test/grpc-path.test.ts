@@ -39,6 +39,8 @@ interface Ctx {
   lines: Array<Record<string, unknown>>;
   states: Subject<JobSnapshot>;
   seen: string[];
+  /** The signal of each WatchJob call, in order. */
+  signals: AbortSignal[];
 }
 const test = suite<Ctx>("grpc-path");
 
@@ -49,6 +51,7 @@ const never = (): never => {
 test.before(async (ctx) => {
   ctx.lines = [];
   ctx.seen = [];
+  ctx.signals = [];
   ctx.states = new Subject<JobSnapshot>();
   const out = new Writable({
     write(chunk, _enc, done) {
@@ -66,6 +69,7 @@ test.before(async (ctx) => {
     cancelJob: never,
     listJobs: never,
     async *watchJob(_req, { signal }) {
+      ctx.signals.push(signal);
       for await (const s of jobStates(ctx.states, signal)) yield create(WatchJobResponseSchema, { job: toProtoJob(s) });
     },
   };
@@ -190,6 +194,8 @@ test("a slow watcher: progress merged, every status change in order, the stream 
     assert.equal(got.filter(([s]) => s === JobStatus.RUNNING).at(-1), [JobStatus.RUNNING, 400n], "the newest progress arrives");
     await until(() => callLines(ctx.lines, "/chjob.v1.JobService/WatchJob").length === 1, "WatchJob logged");
     assert.is(callLines(ctx.lines, "/chjob.v1.JobService/WatchJob")[0]?.code, "OK");
+    // The stream closed after its status: the handler was done by then, so nothing is aborted.
+    assert.not.ok(ctx.signals.at(-1)!.aborted, "a call that ended normally aborts nothing");
   } finally {
     client.close();
   }
@@ -205,6 +211,11 @@ test("a watcher that goes away unsubscribes, its call logged CANCELLED", async (
     ctx.states.next(snapshot(JobStatus.RUNNING, 1));
     watch.call.cancel();
     await until(() => !ctx.states.observed, "unsubscribed after the client left");
+    const signal = ctx.signals.at(-1)!;
+    assert.ok(signal.aborted, "the handler's signal aborted");
+    // One shared reason: not a DOMException built (stack and all) for each call that ends.
+    assert.instance(signal.reason, Error);
+    assert.not.instance(signal.reason, DOMException);
     await until(() => callLines(ctx.lines, "/chjob.v1.JobService/WatchJob").length === before + 1, "the cancelled call logged");
     assert.is(callLines(ctx.lines, "/chjob.v1.JobService/WatchJob").at(-1)?.code, "CANCELLED");
   } finally {

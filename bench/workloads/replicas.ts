@@ -36,12 +36,11 @@ import type { JobClient } from "../../src/client.js";
 import { cpuMsOf, cpuWindow } from "../cpu.js";
 import { S3_KEY_ID, S3_SECRET } from "../protocol.js";
 import { objectExists, s3Client } from "../../test/support/s3.js";
-import { benchDatabaseUrl, logSummary, replicaEnv, startSharedS3, type Replica } from "../replica-set.js";
-import type { S3Process } from "../s3-server.js";
+import { onReplicaSet, REPLICA_NAMES, type Replica, type ReplicaSet } from "../replica-set.js";
 import { noStatusSkipped, startBenchService, TERMINAL } from "../service.js";
 import { median, percentile } from "../stats.js";
-import { BenchDatabase, JOB_TABLES, minus, plus, rowWrites, zeroCounts, type RowCounts } from "../store-stats.js";
-import { diff, fmt, skippedForPostgres, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
+import { JOB_TABLES, minus, plus, rowWrites, zeroCounts, type RowCounts } from "../store-stats.js";
+import { diff, fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
 
 const BURST = 200;
 const SLOTS = 8;
@@ -52,7 +51,6 @@ const LATENCY_MIN_PER_ROUND = 250;
 const LATENCY_MIN_SAMPLES = 1000;
 /** Warm-up jobs on each replica (re)started, before anything is measured. */
 const WARMUP = 8;
-const NAMES = ["bench-a", "bench-b", "bench-c"] as const;
 /** A watch still open this long after its burst began has lost its job: it is cut and counted. */
 const WATCH_DEADLINE_MS = 120_000;
 /** In a burst, no job ending for this long ends the CPU count: the ones left may be stuck. */
@@ -223,54 +221,16 @@ export const replicas: Workload = {
   name: "replicas",
   title: TITLE,
   defaultRounds: 2,
-  async run(ctx) {
-    const url = benchDatabaseUrl();
-    const db = await BenchDatabase.connect(url);
-    if (typeof db === "string") {
-      ctx.say(`  skipped: no PostgreSQL to run against (${db}); set BENCH_DATABASE_URL`);
-      return skippedForPostgres("replicas", TITLE, db);
-    }
-    const schema = db.freshSchema();
-    ctx.say(`  PostgreSQL: ${db.description}, schema ${schema}`);
-    let s3: S3Process | undefined;
-    const live: Array<Replica | undefined> = [undefined, undefined, undefined];
-    const started: Replica[] = [];
-    let res: WorkloadResult | undefined;
-    try {
-      s3 = await startSharedS3();
-      res = await measure(ctx, db, schema, s3, live, started);
-      return res;
-    } finally {
-      const stops = await Promise.allSettled(live.map((r) => r?.svc.stop()));
-      // What the replicas logged at CHJOB_LOG_LEVEL (warn by default: every line is news),
-      // and how the jobs those lines name stand now.
-      const logged = logSummary(started);
-      if (Object.keys(logged.messages).length) ctx.say(`  the replicas logged: ${Object.entries(logged.messages).map(([msg, n]) => `${n} × ${msg}`).join("; ")}`);
-      const named = s3 ? await namedJobs(db, schema, s3, [...logged.jobs]).catch((err: Error) => [{ error: err.message }]) : [];
-      for (const j of named) ctx.say(`  job named in the log, now: ${JSON.stringify(j)}`);
-      if (res) Object.assign(res.details, { replicaLog: logged.messages, jobsNamedInLog: named });
-      await s3?.stop();
-      await db.dropSchema(schema).catch((err: Error) => ctx.say(`  could not drop schema ${schema}: ${err.message}`));
-      await db.close();
-      const failed = stops.find((s) => s.status === "rejected");
-      // Reported, not thrown: a throw in finally would hide the measurement's own error.
-      if (failed) ctx.say(`  a replica did not stop cleanly: ${String((failed as PromiseRejectedResult).reason)}`);
-    }
+  run(ctx) {
+    return onReplicaSet(ctx, { name: "replicas", title: TITLE }, (set) => measure(ctx, set));
   },
 };
 
-async function measure(
-  ctx: BenchContext,
-  db: BenchDatabase,
-  schema: string,
-  s3: S3Process,
-  live: Array<Replica | undefined>,
-  started: Replica[],
-): Promise<WorkloadResult> {
-  const env = (name: string) => replicaEnv(ctx.service.env, { url: db.url, schema, name, slots: SLOTS, s3Endpoint: s3.endpoint });
+async function measure(ctx: BenchContext, { db, schema, s3, live, started, env: envOf }: ReplicaSet): Promise<WorkloadResult> {
+  const env = (name: string) => envOf(name, SLOTS);
   let warmups = 0;
   const startReplica = async (i: number) => {
-    const name = NAMES[i]!;
+    const name = REPLICA_NAMES[i]!;
     const svc = await startBenchService({ ...ctx.service, env: env(name), keepLog: true });
     live[i] = { name, svc };
     started.push(live[i]!);
@@ -596,24 +556,6 @@ function result(
       bursts: bursts.map((b) => ({ ...b, jobsPerS: (BURST / b.wallMs) * 1000 })),
     },
   };
-}
-
-/** The jobs as stored, and whether the result object of each that has a result_uri is there. */
-async function namedJobs(db: BenchDatabase, schema: string, s3: S3Process, ids: string[]): Promise<Array<Record<string, unknown>>> {
-  if (ids.length === 0) return [];
-  const client = s3Client(s3.endpoint, S3_KEY_ID, S3_SECRET);
-  try {
-    const rows = await db.jobRows(schema, ids);
-    return await Promise.all(
-      rows.map(async (row) => ({
-        ...row,
-        status: JobStatus[Number(row.status)],
-        ...(row.result_uri ? { resultObjectExists: await objectExists(client, String(row.result_uri)) } : {}),
-      })),
-    );
-  } finally {
-    client.destroy();
-  }
 }
 
 function ranOnText(ranOn: Record<string, number>): string {

@@ -72,6 +72,14 @@ export function jobService({ runner, store, watchers, pageTokenKey, log, maxQuer
     return message;
   };
 
+  /** The same as an iterator's result, shared by the job's watchers as the message is. */
+  const watchResults = new WeakMap<JobSnapshot, Promise<IteratorResult<WatchJobResponse>>>();
+  const watchResult = (s: JobSnapshot): Promise<IteratorResult<WatchJobResponse>> => {
+    let result = watchResults.get(s);
+    if (!result) watchResults.set(s, (result = watchMessage(s).then((value) => ({ value, done: false }))));
+    return result;
+  };
+
   const mustExist = async (id: string) => {
     const job = await store.get(checkJobId(id));
     if (!job) throw jobNotFound(id);
@@ -115,11 +123,30 @@ export function jobService({ runner, store, watchers, pageTokenKey, log, maxQuer
       });
     },
 
-    async *watchJob(req, { signal }) {
-      const id = checkJobId(req.jobId);
-      const states = await watchers.watch(id);
-      if (!states) throw jobNotFound(id);
-      for await (const state of jobStates(states, signal)) yield await watchMessage(state);
+    watchJob(req, { signal }) {
+      // A plain iterator rather than an async generator: the generator's own promise hops per
+      // message, times every watcher of a job at each of its states, all at the same moment.
+      let states: AsyncIterableIterator<JobSnapshot> | undefined;
+      let opening: Promise<AsyncIterableIterator<JobSnapshot>> | undefined;
+      const open = async () => {
+        const id = checkJobId(req.jobId);
+        const source = await watchers.watch(id);
+        if (!source) throw jobNotFound(id);
+        return (states = jobStates(source, signal));
+      };
+      const toMessage = (r: IteratorResult<JobSnapshot>): IteratorResult<WatchJobResponse> | Promise<IteratorResult<WatchJobResponse>> =>
+        r.done ? { value: undefined, done: true } : watchResult(r.value);
+      const messages: AsyncIterableIterator<WatchJobResponse> = {
+        [Symbol.asyncIterator]() {
+          return messages;
+        },
+        next: () => (states ? states.next() : (opening ??= open()).then((s) => s.next())).then(toMessage),
+        return: async () => {
+          await states?.return?.();
+          return { value: undefined, done: true };
+        },
+      };
+      return messages;
     },
   };
 }

@@ -42,10 +42,11 @@ export function iterate<T>(source: Observable<T>, signal: AbortSignal, opts: Ite
     pull = undefined;
     answer.then(resolve, reject);
   };
+  // The abort listener stays on the signal: the signal is the call's own and goes with it, and
+  // taking the listener off costs each of a job's thousands of watchers, all at the same moment.
   const stop = () => {
     ended = true;
     subscription?.unsubscribe();
-    signal.removeEventListener("abort", end);
   };
   /** Ends the iteration now, dropping what waits: the call is over or the consumer left. */
   const end = () => {
