@@ -356,17 +356,26 @@ function logServing(
   );
 }
 
-/** Deletes finished jobs past CHJOB_JOB_RETENTION now and then, in batches. Returns its stop. */
+/**
+ * Deletes finished jobs past CHJOB_JOB_RETENTION now and then, in batches, and has the store
+ * tidy up after its writes at most once a minute (the embedded store has no autovacuum).
+ * Returns its stop.
+ */
 function sweepExpired(jobs: JobStore, retentionMs: number, log: Logger): () => void {
   let busy = false;
+  let maintainedAt = 0;
   const timer = setInterval(async () => {
     if (busy) return;
     busy = true;
     try {
       const n = await jobs.deleteExpired(retentionMs);
       if (n > 0) log.debug({ jobs: n }, "finished jobs past CHJOB_JOB_RETENTION deleted");
+      if (Date.now() - maintainedAt >= 60_000) {
+        maintainedAt = Date.now();
+        await jobs.maintain();
+      }
     } catch (err) {
-      log.warn({ err: String(err) }, "could not delete expired jobs");
+      log.warn({ err: String(err) }, "could not delete expired jobs or tidy the job store");
     } finally {
       busy = false;
     }

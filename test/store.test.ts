@@ -950,6 +950,15 @@ function contract(name: string, backend: () => Promise<Backend>, { concurrent: r
     assert.is(await store.deleteExpired(60_000), 0);
   });
 
+  test("maintain: tidies the tables (VACUUM (ANALYZE) on PGlite, nothing on a server) and the store goes on as before", async (ctx) => {
+    const store = await ctx.open();
+    const jobs = [await make(store), await make(store)];
+    await store.maintain();
+    assert.equal(idsOf(await store.claim(claimOpts("r1", { max: 5 }))), jobs.map((j) => j.id));
+    await store.maintain();
+    assert.is((await mustGet(store, jobs[0]!.id)).status, JobStatus.RUNNING);
+  });
+
   test("pageTokenKey: 32 bytes, the same on every call, different per store", async (ctx) => {
     const store = await ctx.open();
     const key = await store.pageTokenKey();

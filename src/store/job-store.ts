@@ -162,6 +162,11 @@ export interface JobStore {
   liveReplicas(except: string, withinMs: number): Promise<string[]>;
   /** Deletes finished jobs that ended more than `retentionMs` ago; returns how many. */
   deleteExpired(retentionMs: number): Promise<number>;
+  /**
+   * What a database without autovacuum (PGlite) needs now and then: dead row versions removed and
+   * statistics for the planner (VACUUM (ANALYZE)). Nothing on a PostgreSQL server, whose autovacuum does it.
+   */
+  maintain(): Promise<void>;
   /** Throws when the store does not answer (health). */
   ping(): Promise<void>;
   /** A secret kept in the store, made on first use: it signs page tokens, so they survive restarts and work on every replica. */

@@ -53,6 +53,8 @@ async function initialise(PGlite: PGliteModule["PGlite"], directory: string): Pr
 
 class PGliteClient implements SqlClient {
   readonly description: string;
+  // PGlite runs no autovacuum: without VACUUM (ANALYZE) dead row versions pile up and the planner has no statistics.
+  readonly needsVacuum = true;
 
   constructor(
     private readonly db: PGliteInstance,

@@ -449,6 +449,11 @@ export class SqlJobStore implements JobStore {
     }
   }
 
+  async maintain(): Promise<void> {
+    if (!this.db.needsVacuum) return;
+    for (const table of [this.t, this.history]) await this.db.query(`VACUUM (ANALYZE) ${table}`);
+  }
+
   async ping(): Promise<void> {
     await this.reading(() => this.db.query("SELECT 1"));
   }

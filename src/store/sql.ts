@@ -24,6 +24,8 @@ export interface SqlClient extends SqlRunner {
   listen?(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<() => Promise<void>>;
   /** For messages: where the database is, with no credentials. */
   readonly description: string;
+  /** Whether nothing vacuums and analyzes this database by itself (PGlite: no autovacuum). */
+  readonly needsVacuum?: boolean;
   /** With listen: the name this client's writes carry in their notifications (its application_name). */
   readonly sender?: string;
   close(): Promise<void>;
