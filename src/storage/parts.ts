@@ -73,9 +73,9 @@ export function partCount(size: number, partSize: number): number {
  * 504,000 + 7,000 × 1,024 = 7,672,000 MiB ≈ 7.3 TiB). The first parts stay small, so a small result
  * takes little memory; the cap of 1 GiB (ClickHouse's own default is 5 GiB, which reaches 5 TiB at
  * part 4,726) is the smallest power of two that still reaches 5 TiB (512 MiB stops at ≈ 3.9 TiB),
- * and bounds what ClickHouse holds for the parts in flight (s3_max_inflight_parts_for_one_file, 20
- * by default) to 20 GiB instead of 100 GiB. Pinned for every export, so a server profile that
- * changed them cannot make a big export fail at part 10,000.
+ * and bounds what ClickHouse holds for each part in flight to 1 GiB instead of 5 GiB. Pinned for
+ * every export, so a server profile that changed them cannot make a big export fail at part 10,000.
+ * How many parts are in flight at once is exportUploadSettings' `inflightParts`.
  */
 export const CLICKHOUSE_UPLOAD_PART_SETTINGS = {
   s3_min_upload_part_size: String(16 * MiB),
@@ -83,6 +83,30 @@ export const CLICKHOUSE_UPLOAD_PART_SETTINGS = {
   s3_upload_part_size_multiply_parts_count_threshold: "500",
   s3_max_upload_part_size: String(1 * GiB),
 } as const satisfies ClickHouseSettings;
+
+/**
+ * s3_max_inflight_parts_for_one_file of an export on embedded chDB unless
+ * CHJOB_EXPORT_INFLIGHT_PARTS says otherwise. ClickHouse's own default, 20, lets the upload
+ * buffers of one export reach 20 parts (with the part sizes above, 20 × 16 MiB for the first
+ * 8,000 MiB of a result): in embedded mode ClickHouse runs in the service's process, and a 1 GB
+ * result raised its RSS by about 470–570 MiB; fewer parts in flight take less memory and can take
+ * longer (the figures: README, "Performance"). With a ClickHouse server chjob sends none unless the
+ * variable is set: the server's own settings apply.
+ */
+export const DEFAULT_EMBEDDED_INFLIGHT_PARTS = 2;
+
+/**
+ * The S3 upload settings of every export: the part sizes above, and, when given (a whole number ≥ 1),
+ * how many parts ClickHouse uploads at once while it goes on writing the next. Each part in flight
+ * is a buffer of its size, so this bounds the export's memory; fewer parts in flight can slow an
+ * upload to a distant S3.
+ */
+export function exportUploadSettings(inflightParts: number | undefined): ClickHouseSettings {
+  return {
+    ...CLICKHOUSE_UPLOAD_PART_SETTINGS,
+    ...(inflightParts === undefined ? {} : { s3_max_inflight_parts_for_one_file: String(inflightParts) }),
+  };
+}
 
 /** `5.50 TiB`, `12.0 MiB`: a size for an error message. */
 function bytesText(n: number): string {
