@@ -709,7 +709,7 @@ test("CHJOB_EXPORT_INFLIGHT_PARTS: 2 on embedded chDB, unset (the server's own) 
   assert.is(ok({ CHJOB_EXPORT_INFLIGHT_PARTS: "20" }).jobs.exportInflightParts, 20);
   assert.is(ok({ CHJOB_EXPORT_INFLIGHT_PARTS: "1" }).jobs.exportInflightParts, 1);
   for (const text of ["0", "-1", "2.5", "many"]) {
-    assert.equal(errorsOf({ CHJOB_EXPORT_INFLIGHT_PARTS: text }, ["CHJOB_EXPORT_INFLIGHT_PARTS"]), [`CHJOB_EXPORT_INFLIGHT_PARTS: ${JSON.stringify(text)} is not a whole number ≥ 1; use e.g. 2 (less memory) or 20 (faster to a distant S3)`], text);
+    assert.equal(errorsOf({ CHJOB_EXPORT_INFLIGHT_PARTS: text }, ["CHJOB_EXPORT_INFLIGHT_PARTS"]), [`CHJOB_EXPORT_INFLIGHT_PARTS: ${JSON.stringify(text)} is not a whole number ≥ 1; use e.g. 2 (less memory) or 20 (ClickHouse's default)`], text);
   }
   assert.equal(errorsOf({ CHJOB_EXPORT_INFLIGHT_PARTS: "1001" }, ["CHJOB_EXPORT_INFLIGHT_PARTS"]), ["CHJOB_EXPORT_INFLIGHT_PARTS: is above 1000; use at most 1000"]);
 });

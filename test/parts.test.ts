@@ -298,10 +298,12 @@ uploads("every export setting is a ClickHouse setting (UInt64), S3's 10,000 part
   assert.is(known.get("s3_max_part_number")?.value, "10000");
 });
 
-uploads("the export's settings reach 5 TiB at part 7,628 of 10,000, every part within 5 MiB – 5 GiB", ({ known }) => {
-  const s = schedule(CLICKHOUSE_UPLOAD_PART_SETTINGS, Number(known.get("s3_max_single_part_upload_size")!.value));
-  assert.is(s.singlePartMax, 32 * MiB);
-  assert.is(clickHousePartCount(5 * TiB, s), 7_628);
+uploads("the export's settings reach 5 TiB at part 8,124 of 10,000, every part within 5 MiB – 5 GiB", ({ known }) => {
+  const s = schedule(CLICKHOUSE_UPLOAD_PART_SETTINGS, Number(CLICKHOUSE_UPLOAD_PART_SETTINGS.s3_max_single_part_upload_size));
+  assert.is(clickHousePartSize(1, s), 8 * MiB);
+  assert.is(clickHousePartSize(500, s), 8 * MiB);
+  assert.is(clickHousePartSize(501, s), 16 * MiB);
+  assert.is(clickHousePartCount(5 * TiB, s), 8_124);
   let held = 0;
   for (let k = 1; k <= S3_MAX_PARTS; k++) {
     const part = clickHousePartSize(k, s);
@@ -309,8 +311,8 @@ uploads("the export's settings reach 5 TiB at part 7,628 of 10,000, every part w
     held += part;
   }
   assert.ok(held >= 5 * TiB, `10,000 parts hold ${held}`);
-  assert.is(clickHousePartSize(3_000, s), 512 * MiB);
-  assert.is(clickHousePartSize(3_001, s), 1 * GiB);
+  assert.is(clickHousePartSize(3_500, s), 512 * MiB);
+  assert.is(clickHousePartSize(3_501, s), 1 * GiB);
   // ClickHouse's own defaults also reach 5 TiB (at part 4,726), with parts up to 5 GiB.
   const defaults = schedule(
     {
@@ -319,7 +321,7 @@ uploads("the export's settings reach 5 TiB at part 7,628 of 10,000, every part w
       s3_upload_part_size_multiply_parts_count_threshold: known.get("s3_upload_part_size_multiply_parts_count_threshold")!.value,
       s3_max_upload_part_size: known.get("s3_max_upload_part_size")!.value,
     },
-    s.singlePartMax,
+    Number(known.get("s3_max_single_part_upload_size")!.value),
   );
   assert.is(clickHousePartCount(5 * TiB, defaults), 4_726);
 });
@@ -399,7 +401,7 @@ service("by default an embedded export uploads at most 2 parts at once (CHJOB_EX
   });
   try {
     const client = svc.client();
-    // About 92 MB of CSV: a first part of 32 MiB, then parts of 16 MiB.
+    // About 92 MB of CSV: eleven parts of 8 MiB.
     const job = await client.createJob({ reportId: "parts", queryId: "inflight", queryText: "SELECT number AS n, toString(number * 7) AS s FROM numbers(5000000)" });
     const end = (await collect(client.watchJob(job.id).states)).at(-1)!;
     assert.is(end.status, JobStatus.DONE, end.error);

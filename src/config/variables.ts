@@ -358,10 +358,10 @@ export const VARIABLES = {
   },
   CHJOB_EXPORT_INFLIGHT_PARTS: {
     group: "tuning",
-    help: "parts of its S3 upload an export sends at once (ClickHouse's `s3_max_inflight_parts_for_one_file`): each is a buffer of 16 MiB or more, so fewer take less memory; `20`, ClickHouse's default, for speed to a distant S3 ([trade-off](#performance))",
+    help: "parts of its S3 upload an export sends at once (ClickHouse's `s3_max_inflight_parts_for_one_file`): each is a buffer of 8 MiB or more, so fewer take less memory and can take longer; `20` is ClickHouse's default ([trade-off](#memory-and-speed-of-big-exports))",
     shownDefault: `embedded chDB: \`${DEFAULT_EMBEDDED_INFLIGHT_PARTS}\`; a ClickHouse server: unset (the server's own)`,
     // No default here: it depends on the engine (./parse.ts).
-    parse: (text, ctx) => p.integer(1, { value: 1000, why: "1000" })(text, ctx, `${DEFAULT_EMBEDDED_INFLIGHT_PARTS} (less memory) or 20 (faster to a distant S3)`),
+    parse: (text, ctx) => p.integer(1, { value: 1000, why: "1000" })(text, ctx, `${DEFAULT_EMBEDDED_INFLIGHT_PARTS} (less memory) or 20 (ClickHouse's default)`),
   },
   UV_THREADPOOL_SIZE: {
     group: "tuning",
