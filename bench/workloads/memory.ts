@@ -42,7 +42,7 @@ interface Variant {
 
 export const memory: Workload = {
   name: "memory",
-  title: "Memory: a ~1 GB result exported and copied, with 2 and 20 upload parts in flight",
+  title: "Memory: a ~1 GB result exported and copied, with the default and 20 upload parts in flight",
   defaultRounds: 4,
   async run(ctx) {
     // The default: what the service runs with unless --env sets CHJOB_EXPORT_INFLIGHT_PARTS.
