@@ -2,6 +2,7 @@
 // one data path per process; the libuv pool is sized before it starts, as
 // src/cli/launch.cts does for the service) and talks to it over IPC.
 import { fork, type ChildProcess } from "node:child_process";
+import type { ClickHouseSettings } from "@clickhouse/client";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cleanEnv, QUIET_ENV } from "../test/support/service.js";
@@ -14,7 +15,7 @@ export interface Floor {
   s3Endpoint: string;
   clickhouseVersion: string;
   /** Runs jobs; `cpuMs` is the floor process's CPU over them (all threads, deletes of results left out). */
-  jobs(jobs: JobSpec[], opts?: { concurrency?: number; head?: boolean; deleteResults?: boolean }): Promise<{ timings: FloorJobTiming[]; wallMs: number; cpuMs: number }>;
+  jobs(jobs: JobSpec[], opts?: { concurrency?: number; head?: boolean; deleteResults?: boolean; settings?: ClickHouseSettings }): Promise<{ timings: FloorJobTiming[]; wallMs: number; cpuMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -48,7 +49,7 @@ export async function startFloor(sessions: number, nodeArgs: string[] = []): Pro
     s3Endpoint: init.s3Endpoint,
     clickhouseVersion: init.clickhouseVersion,
     jobs: async (jobs, opts = {}) => {
-      const res = await ask<"jobs">({ op: "jobs", jobs, concurrency: opts.concurrency ?? 1, head: opts.head ?? false, deleteResults: opts.deleteResults ?? false });
+      const res = await ask<"jobs">({ op: "jobs", jobs, concurrency: opts.concurrency ?? 1, head: opts.head ?? false, deleteResults: opts.deleteResults ?? false, ...(opts.settings ? { settings: opts.settings } : {}) });
       return { timings: res.timings, wallMs: res.wallMs, cpuMs: res.cpuMs };
     },
     stop: async () => {

@@ -1,7 +1,8 @@
 // The floor: the same work a chjob job does, with no service. One process (chDB
 // binds one data path per process) that starts an embedded S3 server like the
 // service's, opens chDB sessions, and on request runs jobs as
-//   INSERT INTO FUNCTION s3(...) <query>   (s3_truncate_on_insert=1)
+//   INSERT INTO FUNCTION s3(...) <query>   (s3_truncate_on_insert=1 and the
+//   S3 upload settings the service sends: src/storage/parts.ts)
 //   CopyObject export -> <uuid>.csv
 // timing each one. Started by bench/floor-process.ts with UV_THREADPOOL_SIZE
 // already in its environment (chDB's queryAsync holds a pool thread per query).
@@ -11,10 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { CopyObjectCommand, DeleteObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import type { ClickHouseClient } from "@clickhouse/client";
+import type { ClickHouseClient, ClickHouseSettings } from "@clickhouse/client";
 import { chdbClient } from "../src/clickhouse/chdb.js";
 import { exportKey, exportSql } from "../src/clickhouse/export-sql.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "../src/storage/embedded-s3.js";
+import { DEFAULT_EMBEDDED_INFLIGHT_PARTS, exportUploadSettings } from "../src/storage/parts.js";
 import { withBucketPathsWithoutSlash } from "../src/storage/s3.js";
 import { BUCKET, PREFIX, S3_KEY_ID, S3_SECRET, type FloorJobTiming, type FloorRequest, type FloorResponse, type JobSpec } from "./protocol.js";
 
@@ -48,7 +50,7 @@ async function handle(req: FloorRequest): Promise<FloorResponse> {
       const worker = async (session: ClickHouseClient) => {
         while (next < req.jobs.length) {
           const i = next++;
-          timings[i] = await runJob(s, session, req.jobs[i]!, req.head);
+          timings[i] = await runJob(s, session, req.jobs[i]!, req.head, req.settings ?? SERVICE_EXPORT_SETTINGS);
           if (req.deleteResults) {
             const d0 = process.cpuUsage();
             await s.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: timings[i]!.resultKey }));
@@ -109,13 +111,17 @@ interface Timed extends FloorJobTiming {
   resultKey: string;
 }
 
-async function runJob(s: State, session: ClickHouseClient, job: JobSpec, head: boolean): Promise<Timed> {
+/** The upload settings the service's export carries (src/jobs/runner.ts), as an embedded service sends them by default. */
+const SERVICE_EXPORT_SETTINGS = exportUploadSettings(DEFAULT_EMBEDDED_INFLIGHT_PARTS);
+
+async function runJob(s: State, session: ClickHouseClient, job: JobSpec, head: boolean, settings: ClickHouseSettings): Promise<Timed> {
   const key = exportKey(PREFIX, job.reportId, job.queryId);
   const sql = exportSql({ endpoint: s.s3.endpoint, bucket: BUCKET, key, accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET }, job.sql);
   const resultKey = `${randomUUID()}.csv`;
   const t0 = performance.now();
-  // The settings the service's export carries (src/jobs/runner.ts).
-  await session.command({ query: sql, clickhouse_settings: { s3_truncate_on_insert: 1, max_execution_time: 600 } });
+  // The settings the service's export carries (src/jobs/runner.ts), all of them on every export:
+  // chDB applies them with SET on its session, so one export's would stay for the next.
+  await session.command({ query: sql, clickhouse_settings: { s3_truncate_on_insert: 1, max_execution_time: 600, ...settings } });
   const t1 = performance.now();
   let headMs = 0;
   let size = 0;

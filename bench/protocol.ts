@@ -1,5 +1,6 @@
 // Messages between the bench (parent) and the floor process (bench/floor.ts),
 // over node's IPC channel.
+import type { ClickHouseSettings } from "@clickhouse/client";
 
 /** One job as both sides run it: the export of `sql` to <prefix>/<reportId>/<queryId>/result.csv, then a copy. */
 export interface JobSpec {
@@ -19,6 +20,8 @@ export type FloorRequest =
       head: boolean;
       /** Delete each result object after it is timed (keeps the disk small for big results). */
       deleteResults: boolean;
+      /** The export's S3 upload settings (part sizes, parts in flight): the service's defaults unless given. */
+      settings?: ClickHouseSettings;
     }
   | { op: "stop" };
 

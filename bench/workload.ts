@@ -1,4 +1,6 @@
 import { spawnSync } from "node:child_process";
+import type { ClickHouseSettings } from "@clickhouse/client";
+import { DEFAULT_EMBEDDED_INFLIGHT_PARTS, exportUploadSettings } from "../src/storage/parts.js";
 import type { Floor } from "./floor-process.js";
 import type { BenchService, ServiceOptions } from "./service.js";
 
@@ -32,6 +34,15 @@ export interface BenchContext {
   /** Node options for the floor process (e.g. --cpu-prof). */
   floorNodeArgs: string[];
   say(line: string): void;
+}
+
+/**
+ * The S3 upload settings of the service's exports (part sizes, CHJOB_EXPORT_INFLIGHT_PARTS: its
+ * embedded default unless --env sets it), for the floor's exports of big results to match.
+ */
+export function serviceUploadSettings(ctx: BenchContext): ClickHouseSettings {
+  const set = ctx.service.env?.CHJOB_EXPORT_INFLIGHT_PARTS;
+  return exportUploadSettings(set === undefined || set === "" ? DEFAULT_EMBEDDED_INFLIGHT_PARTS : Number(set));
 }
 
 /** Stops the service and then the floor; notes the service's event-loop delay when the probe ran. */

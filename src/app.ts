@@ -22,6 +22,7 @@ import { startEmbeddedS3 } from "./storage/embedded-s3.js";
 import type { ObjectStore } from "./storage/object-store.js";
 import { S3UrlSigner, type UrlSigner } from "./storage/presign.js";
 import { S3ObjectStore } from "./storage/s3.js";
+import { exportUploadSettings } from "./storage/parts.js";
 import { lockDirectory, type DirectoryLock } from "./store/dir-lock.js";
 import type { JobStore } from "./store/job-store.js";
 import { openStore } from "./store/open.js";
@@ -239,6 +240,7 @@ function startRunner(
       maxAttempts: replica.maxAttempts,
       pollIntervalMs: 1000,
       serverSideExports: config.clickhouse.kind === "http",
+      uploadSettings: exportUploadSettings(limits.exportInflightParts),
     },
     telemetry: deps.telemetry.runner,
   });

@@ -82,7 +82,7 @@ test("embedded defaults", () => {
     dataDir: "/srv/app/.chjob",
     embeddedS3Address: "127.0.0.1:4566",
     metrics: { address: undefined },
-    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500, limits: { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined } },
+    jobs: { timeoutMs: 600_000, maxConcurrent: 8, maxQueued: 1000, retentionMs: 86_400_000, maxQueryBytes: 1_048_576, progressIntervalMs: 500, limits: { maxRowsToRead: undefined, maxBytesToRead: undefined, maxResultBytes: undefined }, exportInflightParts: 2 },
     presign: undefined,
     shutdownGraceMs: 30_000,
     healthIntervalMs: 10_000,
@@ -152,6 +152,7 @@ test("all values set", () => {
         CHJOB_MAX_RESULT_BYTES: "3000000",
         CHJOB_PRESIGN_TTL: "15m",
         CHJOB_PUBLIC_S3_ENDPOINT: "files.example.com",
+        CHJOB_EXPORT_INFLIGHT_PARTS: "8",
         DEKART_CLICKHOUSE_DATA_CONNECTION: "chdb://rel/ch",
       },
       dir,
@@ -171,7 +172,7 @@ test("all values set", () => {
     assert.is(c.dataDir, "/var/chjob");
     assert.equal(c.clickhouse, { kind: "chdb", path: path.join(dir, "rel/ch") });
     assert.is(c.embeddedS3Address, "0.0.0.0:9999");
-    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500, limits: { maxRowsToRead: 1_000_000, maxBytesToRead: 2_000_000, maxResultBytes: 3_000_000 } });
+    assert.equal(c.jobs, { timeoutMs: 5_400_000, maxConcurrent: 2, maxQueued: 0, retentionMs: 2_592_000_000, maxQueryBytes: 4096, progressIntervalMs: 500, limits: { maxRowsToRead: 1_000_000, maxBytesToRead: 2_000_000, maxResultBytes: 3_000_000 }, exportInflightParts: 8 });
     // AWS_INSECURE: a bare host gets http://.
     assert.equal(c.presign, { ttlMs: 900_000, publicEndpoint: "http://files.example.com" });
     assert.equal(c.metrics, { address: "0.0.0.0:9464" });
@@ -697,6 +698,20 @@ test("CHJOB_MAX_ROWS_TO_READ, CHJOB_MAX_BYTES_TO_READ, CHJOB_MAX_RESULT_BYTES: w
       assert.equal(errorsOf({ [name]: text }, [name]), [`${name}: ${JSON.stringify(text)} is not a whole number ≥ 1; use e.g. 1000000000`], `${name}=${text}`);
     }
   }
+});
+
+test("CHJOB_EXPORT_INFLIGHT_PARTS: 2 on embedded chDB, unset (the server's own) with a ClickHouse server; 1–1000", () => {
+  const server = { DEKART_CLICKHOUSE_DATA_CONNECTION: "clickhouse://u:p@localhost:9000/db" };
+  assert.is(ok({}).jobs.exportInflightParts, 2);
+  assert.is(ok({ DEKART_CLICKHOUSE_DATA_CONNECTION: "chdb://rel/ch" }).jobs.exportInflightParts, 2);
+  assert.is(ok(server).jobs.exportInflightParts, undefined);
+  assert.is(ok({ ...server, CHJOB_EXPORT_INFLIGHT_PARTS: "4" }).jobs.exportInflightParts, 4);
+  assert.is(ok({ CHJOB_EXPORT_INFLIGHT_PARTS: "20" }).jobs.exportInflightParts, 20);
+  assert.is(ok({ CHJOB_EXPORT_INFLIGHT_PARTS: "1" }).jobs.exportInflightParts, 1);
+  for (const text of ["0", "-1", "2.5", "many"]) {
+    assert.equal(errorsOf({ CHJOB_EXPORT_INFLIGHT_PARTS: text }, ["CHJOB_EXPORT_INFLIGHT_PARTS"]), [`CHJOB_EXPORT_INFLIGHT_PARTS: ${JSON.stringify(text)} is not a whole number ≥ 1; use e.g. 2 (less memory) or 20 (ClickHouse's default)`], text);
+  }
+  assert.equal(errorsOf({ CHJOB_EXPORT_INFLIGHT_PARTS: "1001" }, ["CHJOB_EXPORT_INFLIGHT_PARTS"]), ["CHJOB_EXPORT_INFLIGHT_PARTS: is above 1000; use at most 1000"]);
 });
 
 test("CHJOB_PRESIGN_TTL: unset means no result_url; whole seconds from 1s to 7 days", () => {

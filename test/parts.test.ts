@@ -1,6 +1,7 @@
 // Part sizes within S3's limits (10,000 parts per upload, parts of 5 MiB – 5 GiB, objects up to
 // 5 TiB): the copy's part size at the edges, the copy on a real S3 server (s3rver) as the wire
-// shows it, and ClickHouse's own upload (chDB) with the settings every export carries.
+// shows it, and ClickHouse's own upload (chDB) with the settings every export carries: its part
+// sizes, and how many parts it uploads at once (on chDB alone and through the service).
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { ClickHouseClient } from "@clickhouse/client";
 import { suite } from "uvu";
+import { JobStatus } from "../gen/chjob/v1/job_service_pb.js";
 import * as assert from "uvu/assert";
 import { chdbClient } from "../src/clickhouse/chdb.js";
 import { exportSql } from "../src/clickhouse/export-sql.js";
@@ -21,6 +23,7 @@ import { ObjectStoreError } from "../src/storage/object-store.js";
 import {
   CLICKHOUSE_UPLOAD_PART_SETTINGS,
   copyPartSize,
+  exportUploadSettings,
   GiB,
   MiB,
   ObjectTooLargeError,
@@ -31,7 +34,8 @@ import {
 } from "../src/storage/parts.js";
 import { S3ObjectStore } from "../src/storage/s3.js";
 import { startStandaloneS3, type StandaloneS3 } from "./support/fault-s3.js";
-import { isUploadPart, isUploadPartCopy, payloadBytes, startRecordingProxy, type RecordingProxy } from "./support/recording-proxy.js";
+import { isUploadPart, isUploadPartCopy, mostAtOnce, payloadBytes, startRecordingProxy, type RecordingProxy } from "./support/recording-proxy.js";
+import { collect, startService } from "./support/service.js";
 import { getObject, s3Client } from "./support/s3.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -294,10 +298,12 @@ uploads("every export setting is a ClickHouse setting (UInt64), S3's 10,000 part
   assert.is(known.get("s3_max_part_number")?.value, "10000");
 });
 
-uploads("the export's settings reach 5 TiB at part 7,628 of 10,000, every part within 5 MiB – 5 GiB", ({ known }) => {
-  const s = schedule(CLICKHOUSE_UPLOAD_PART_SETTINGS, Number(known.get("s3_max_single_part_upload_size")!.value));
-  assert.is(s.singlePartMax, 32 * MiB);
-  assert.is(clickHousePartCount(5 * TiB, s), 7_628);
+uploads("the export's settings reach 5 TiB at part 8,124 of 10,000, every part within 5 MiB – 5 GiB", ({ known }) => {
+  const s = schedule(CLICKHOUSE_UPLOAD_PART_SETTINGS, Number(CLICKHOUSE_UPLOAD_PART_SETTINGS.s3_max_single_part_upload_size));
+  assert.is(clickHousePartSize(1, s), 8 * MiB);
+  assert.is(clickHousePartSize(500, s), 8 * MiB);
+  assert.is(clickHousePartSize(501, s), 16 * MiB);
+  assert.is(clickHousePartCount(5 * TiB, s), 8_124);
   let held = 0;
   for (let k = 1; k <= S3_MAX_PARTS; k++) {
     const part = clickHousePartSize(k, s);
@@ -305,8 +311,8 @@ uploads("the export's settings reach 5 TiB at part 7,628 of 10,000, every part w
     held += part;
   }
   assert.ok(held >= 5 * TiB, `10,000 parts hold ${held}`);
-  assert.is(clickHousePartSize(3_000, s), 512 * MiB);
-  assert.is(clickHousePartSize(3_001, s), 1 * GiB);
+  assert.is(clickHousePartSize(3_500, s), 512 * MiB);
+  assert.is(clickHousePartSize(3_501, s), 1 * GiB);
   // ClickHouse's own defaults also reach 5 TiB (at part 4,726), with parts up to 5 GiB.
   const defaults = schedule(
     {
@@ -315,7 +321,7 @@ uploads("the export's settings reach 5 TiB at part 7,628 of 10,000, every part w
       s3_upload_part_size_multiply_parts_count_threshold: known.get("s3_upload_part_size_multiply_parts_count_threshold")!.value,
       s3_max_upload_part_size: known.get("s3_max_upload_part_size")!.value,
     },
-    s.singlePartMax,
+    Number(known.get("s3_max_single_part_upload_size")!.value),
   );
   assert.is(clickHousePartCount(5 * TiB, defaults), 4_726);
 });
@@ -347,4 +353,68 @@ uploads("ClickHouse uploads the parts these settings describe (scaled down: 5 Mi
   }
 });
 
+uploads("ClickHouse uploads at most s3_max_inflight_parts_for_one_file parts at once (S3 answering each part after 400 ms)", async ({ ch }) => {
+  const s3 = await startStandaloneS3({ buckets: [BUCKET], accessKeyId: KEY_ID, secretAccessKey: SECRET });
+  const proxy = await startRecordingProxy(s3.endpoint, { holdMs: (r) => (isUploadPart(r) ? 400 : 0) });
+  try {
+    const query = "SELECT number, toString(cityHash64(number)) AS h FROM numbers(2000000)";
+    const seen: Record<number, { parts: number; atOnce: number }> = {};
+    for (const inflight of [2, 20]) {
+      const key = `inflight-${inflight}/result.csv`;
+      const sql = exportSql({ endpoint: proxy.endpoint, bucket: BUCKET, key, accessKeyId: KEY_ID, secretAccessKey: SECRET }, query);
+      // 5 MiB parts, as the test above: about ten of them.
+      const settings = { ...exportUploadSettings(inflight), s3_min_upload_part_size: String(5 * MiB), s3_upload_part_size_multiply_parts_count_threshold: "1000", s3_max_single_part_upload_size: String(5 * MiB) };
+      await ch.command({ query: sql, clickhouse_settings: { s3_truncate_on_insert: 1, ...settings } });
+      const mine = proxy.requests.filter((r) => r.path.endsWith(key));
+      seen[inflight] = { parts: mine.filter(isUploadPart).length, atOnce: mostAtOnce(mine, isUploadPart) };
+    }
+    assert.ok(seen[2]!.parts >= 6 && seen[20]!.parts >= 6, JSON.stringify(seen));
+    assert.is(seen[2]!.atOnce, 2, JSON.stringify(seen));
+    // ClickHouse's default lets more go at once: the setting is what held it to 2.
+    assert.ok(seen[20]!.atOnce > 2, JSON.stringify(seen));
+  } finally {
+    await proxy.close();
+    await s3.cleanup();
+  }
+});
+
 uploads.run();
+
+// ---------------------------------------------------------------------------------------------
+// The service's exports carry the settings
+
+const SERVICE_OUT = "parts-out";
+const SERVICE_RESULTS = "parts-results";
+const service = suite("the service's export upload (embedded chDB, S3 through a recording proxy)");
+
+service("by default an embedded export uploads at most 2 parts at once (CHJOB_EXPORT_INFLIGHT_PARTS)", async () => {
+  const s3 = await startStandaloneS3({ buckets: [SERVICE_OUT, SERVICE_RESULTS], accessKeyId: KEY_ID, secretAccessKey: SECRET });
+  const proxy = await startRecordingProxy(s3.endpoint, { holdMs: (r) => (isUploadPart(r) ? 400 : 0) });
+  const svc = await startService({
+    env: {
+      AWS_ENDPOINT: proxy.endpoint,
+      AWS_ACCESS_KEY_ID: KEY_ID,
+      AWS_SECRET_ACCESS_KEY: SECRET,
+      DEKART_CLICKHOUSE_S3_OUTPUT_LOCATION: `${SERVICE_OUT}/files`,
+      DEKART_CLOUD_STORAGE_BUCKET: SERVICE_RESULTS,
+    },
+  });
+  try {
+    const client = svc.client();
+    // About 92 MB of CSV: eleven parts of 8 MiB.
+    const job = await client.createJob({ reportId: "parts", queryId: "inflight", queryText: "SELECT number AS n, toString(number * 7) AS s FROM numbers(5000000)" });
+    const end = (await collect(client.watchJob(job.id).states)).at(-1)!;
+    assert.is(end.status, JobStatus.DONE, end.error);
+    const parts = proxy.requests.filter((r) => r.path.endsWith("/inflight/result.csv"));
+    assert.ok(parts.filter(isUploadPart).length >= 5, `${parts.filter(isUploadPart).length} parts`);
+    assert.is(mostAtOnce(parts, isUploadPart), 2);
+    client.close();
+  } finally {
+    await svc.stop();
+    svc.cleanup();
+    await proxy.close();
+    await s3.cleanup();
+  }
+});
+
+service.run();

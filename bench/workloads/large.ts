@@ -4,7 +4,7 @@ import { cpuWindow } from "../cpu.js";
 import { startFloor } from "../floor-process.js";
 import { deleteResult, mustBeDone, serviceJob, startBenchService } from "../service.js";
 import { median } from "../stats.js";
-import { alternate, fmt, ratio, stopBoth, type Workload } from "../workload.js";
+import { alternate, fmt, ratio, serviceUploadSettings, stopBoth, type Workload } from "../workload.js";
 
 export const LARGE_SQL = "SELECT number AS n, toString(number * 7) AS s FROM numbers(5000000)";
 
@@ -16,6 +16,8 @@ export const large: Workload = {
     const floor = await startFloor(1, ctx.floorNodeArgs);
     const svc = await startBenchService(ctx.service);
     const spec = { reportId: "bench", queryId: "large", sql: LARGE_SQL };
+    // The floor uploads as the service does (parts in flight included).
+    const settings = serviceUploadSettings(ctx);
     const service: number[] = [];
     const floors: number[] = [];
     const floorExport: number[] = [];
@@ -31,7 +33,7 @@ export const large: Workload = {
       const warm = await serviceJob(svc.client, spec);
       mustBeDone(warm);
       await deleteResult(svc.s3, warm.final);
-      await floor.jobs([spec], { head: true, deleteResults: true });
+      await floor.jobs([spec], { head: true, deleteResults: true, settings });
       for (let r = 0; r < ctx.rounds; r++) {
         await alternate(
           r,
@@ -47,7 +49,7 @@ export const large: Workload = {
             await deleteResult(svc.s3, res.final);
           },
           async () => {
-            const { timings, cpuMs } = await floor.jobs([spec], { head: true, deleteResults: true });
+            const { timings, cpuMs } = await floor.jobs([spec], { head: true, deleteResults: true, settings });
             floorCpu.push(cpuMs);
             const t = timings[0]!;
             floors.push(t.ms);

@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import type { DsnTarget } from "../clickhouse/dsn.js";
+import { DEFAULT_EMBEDDED_INFLIGHT_PARTS } from "../storage/parts.js";
 import { EMBEDDED_ACCESS_KEY_ID, EMBEDDED_OUTPUT_LOCATION, EMBEDDED_SECRET_ACCESS_KEY, EMBEDDED_STORAGE_BUCKET } from "./defaults.js";
 import type { Env } from "./env.js";
 import { parseS3Location, type EndpointText, type ParseContext } from "./parsers.js";
@@ -68,6 +69,8 @@ export function parseConfig(env: Env, opts: { cwd?: string; hostname?: string; p
         maxQueryBytes: v.CHJOB_MAX_QUERY_BYTES,
         progressIntervalMs: v.CHJOB_PROGRESS_INTERVAL,
         limits: { maxRowsToRead: v.CHJOB_MAX_ROWS_TO_READ, maxBytesToRead: v.CHJOB_MAX_BYTES_TO_READ, maxResultBytes: v.CHJOB_MAX_RESULT_BYTES },
+        // In embedded mode ClickHouse's upload buffers are the service's own memory.
+        exportInflightParts: v.CHJOB_EXPORT_INFLIGHT_PARTS ?? (clickhouse.kind === "chdb" ? DEFAULT_EMBEDDED_INFLIGHT_PARTS : undefined),
       },
       presign:
         v.CHJOB_PRESIGN_TTL === undefined

@@ -101,6 +101,11 @@ export interface Config {
     progressIntervalMs: number;
     /** Service-wide limits of every job (CHJOB_MAX_ROWS_TO_READ, …); a request may lower them. */
     limits: ServiceLimits;
+    /**
+     * CHJOB_EXPORT_INFLIGHT_PARTS: ClickHouse's s3_max_inflight_parts_for_one_file for exports;
+     * by default 2 on embedded chDB, undefined (not sent: the server's own) with a ClickHouse server.
+     */
+    exportInflightParts: number | undefined;
   };
   /**
    * result_url (CHJOB_PRESIGN_TTL): presigned GETs of DONE jobs' result objects, valid `ttlMs`;

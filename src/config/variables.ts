@@ -7,7 +7,7 @@
 // ./parse.ts.
 
 import { parseDsnText, type DsnTarget } from "../clickhouse/dsn.js";
-import { DEFAULT_COPY_PART_SIZE, S3_MAX_COPY_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
+import { DEFAULT_COPY_PART_SIZE, DEFAULT_EMBEDDED_INFLIGHT_PARTS, S3_MAX_COPY_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE } from "../storage/parts.js";
 import {
   DEFAULT_DEMO_ROWS,
   DEFAULT_EMBEDDED_S3_ADDRESS,
@@ -355,6 +355,13 @@ export const VARIABLES = {
       if (typeof n === "number" && n < S3_MIN_PART_SIZE) return new Problem(`is below 5 MiB (${S3_MIN_PART_SIZE}), S3's smallest part; use at least ${S3_MIN_PART_SIZE}, e.g. ${fallback}`);
       return n;
     },
+  },
+  CHJOB_EXPORT_INFLIGHT_PARTS: {
+    group: "tuning",
+    help: "parts of its S3 upload an export sends at once (ClickHouse's `s3_max_inflight_parts_for_one_file`): each is a buffer of 8 MiB or more, so fewer take less memory and can take longer; `20` is ClickHouse's default ([trade-off](#memory-and-speed-of-big-exports))",
+    shownDefault: `embedded chDB: \`${DEFAULT_EMBEDDED_INFLIGHT_PARTS}\`; a ClickHouse server: unset (the server's own)`,
+    // No default here: it depends on the engine (./parse.ts).
+    parse: (text, ctx) => p.integer(1, { value: 1000, why: "1000" })(text, ctx, `${DEFAULT_EMBEDDED_INFLIGHT_PARTS} (less memory) or 20 (ClickHouse's default)`),
   },
   UV_THREADPOOL_SIZE: {
     group: "tuning",

@@ -14,7 +14,6 @@ import { AlreadyExistsError, jobNotFound, ResourceExhaustedError, UnavailableErr
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
 import { ObjectStoreError, parseS3Uri, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
-import { CLICKHOUSE_UPLOAD_PART_SETTINGS } from "../storage/parts.js";
 import { StaleStateError, type JobStore } from "../store/job-store.js";
 import { NO_TELEMETRY, type JobRunTelemetry, type RunnerTelemetry } from "../telemetry/hooks.js";
 import { canTransition, isTerminal, JobStatus, sameProgress, type JobLimits, type JobSnapshot, type StateChange } from "./job.js";
@@ -45,6 +44,8 @@ export interface RunnerSettings {
   pollIntervalMs: number;
   /** Whether the engine keeps running an export whose client went away (a ClickHouse server does, chDB does not). */
   serverSideExports: boolean;
+  /** ClickHouse's S3 upload settings for every export: part sizes and parts in flight (../storage/parts.ts exportUploadSettings). */
+  uploadSettings: ClickHouseSettings;
 }
 
 export interface RunnerDeps {
@@ -409,7 +410,7 @@ export class JobRunner {
     this.deps.log.debug({ job: r.snapshot.id, sql }, "export statement");
     const exportSettings: ClickHouseSettings = {
       s3_truncate_on_insert: 1,
-      ...CLICKHOUSE_UPLOAD_PART_SETTINGS, // parts that reach S3's 5 TiB within its 10,000 (../storage/parts.ts)
+      ...settings.uploadSettings, // parts that reach S3's 5 TiB within its 10,000, and how many are in flight (../storage/parts.ts)
       // ClickHouse parses at most 256 KiB by default; every accepted query must fit with the s3() head.
       max_query_size: String(Math.max(262_144, settings.maxQueryBytes + 65_536)),
       // The server stops the query itself too, should this process be gone.
