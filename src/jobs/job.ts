@@ -89,6 +89,15 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
 /** What one write may change: a status (with the fields that come with it) and/or progress. */
 export type StateChange = Partial<Pick<JobSnapshot, "status" | "error" | "resultUri" | "resultSize" | "totalRows" | "bytesProcessed" | "progress" | "reusedFrom">>;
 
-export function sameProgress(a: JobProgress, b: JobProgress): boolean {
-  return a.rowsRead === b.rowsRead && a.bytesRead === b.bytesRead && a.totalRowsToRead === b.totalRowsToRead && a.elapsedMs === b.elapsedMs;
+/** How far a query's clock must move, with nothing else changed, before a progress sample is news. */
+export const ELAPSED_ONLY_PROGRESS_MS = 5000;
+
+/**
+ * Whether a progress sample is worth a store write (and a message to every watcher): something
+ * was read, or, for a query reading nothing for a while (a sleep, a slow source), its clock moved
+ * ELAPSED_ONLY_PROGRESS_MS since the stored sample, which shows it is alive.
+ */
+export function progressIsNews(stored: JobProgress, sample: JobProgress): boolean {
+  if (stored.rowsRead !== sample.rowsRead || stored.bytesRead !== sample.bytesRead || stored.totalRowsToRead !== sample.totalRowsToRead) return true;
+  return sample.elapsedMs - stored.elapsedMs >= ELAPSED_ONLY_PROGRESS_MS;
 }

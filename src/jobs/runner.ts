@@ -16,7 +16,7 @@ import type { Redactor } from "../redact.js";
 import { ObjectStoreError, parseS3Uri, s3Uri, type ObjectLocation, type ObjectStore } from "../storage/object-store.js";
 import { StaleStateError, type JobStore } from "../store/job-store.js";
 import { NO_TELEMETRY, type JobRunTelemetry, type RunnerTelemetry } from "../telemetry/hooks.js";
-import { canTransition, isTerminal, JobStatus, sameProgress, type JobLimits, type JobSnapshot, type StateChange } from "./job.js";
+import { canTransition, isTerminal, JobStatus, progressIsNews, type JobLimits, type JobSnapshot, type StateChange } from "./job.js";
 import { clickhouseFormat, fileExtension, objectHeaders, type ResultKind } from "./result-format.js";
 import { checkQueryText } from "./validate.js";
 
@@ -623,7 +623,7 @@ export class JobRunner {
           continue;
         }
         const progress = { rowsRead: s.rowsRead, bytesRead: s.bytesRead, totalRowsToRead: s.totalRowsToRead, elapsedMs: s.elapsedMs };
-        if (!sameProgress(r.snapshot.progress, progress)) writes.push(this.write(r, { progress }));
+        if (progressIsNews(r.snapshot.progress, progress)) writes.push(this.write(r, { progress }));
       }
       // The next sample waits for these: a slow store gets fewer progress writes, not a pile of them.
       await Promise.all(writes);
