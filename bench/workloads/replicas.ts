@@ -42,7 +42,7 @@ import { median, percentile } from "../stats.js";
 import { JOB_TABLES, minus, plus, rowWrites, zeroCounts, type RowCounts } from "../store-stats.js";
 import { diff, fmt, type BenchContext, type Row, type Workload, type WorkloadResult } from "../workload.js";
 
-const BURST = 200;
+const BURST = 500;
 const SLOTS = 8;
 /** Latency jobs over the whole run (at least LATENCY_MIN_PER_ROUND per round). */
 const LATENCY_JOBS = 500;
