@@ -267,9 +267,10 @@ async function countNotifies(db: ReplicaSet["db"], schema: string, id: string, n
   const versions = new Map<number, number>(history.map((h) => [h.version, 0]));
   let progress = 0;
   for (const payload of notifications) {
-    const at = payload.lastIndexOf(":");
-    if (at < 0 || payload.slice(0, at) !== id) continue;
-    const v = Number(payload.slice(at + 1));
+    // "<id>:<version>:<sender>[:<state>]" (src/store/migrations.ts); "q:<sender>" names no job.
+    const [jobId, version] = payload.split(":", 2);
+    if (jobId !== id) continue;
+    const v = Number(version);
     const n = versions.get(v);
     if (n === undefined) progress++;
     else versions.set(v, n + 1);
