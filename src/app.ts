@@ -18,7 +18,7 @@ import { JobRunner } from "./jobs/runner.js";
 import { JobWatchHub } from "./jobs/watch-hub.js";
 import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
-import { startEmbeddedS3 } from "./storage/embedded-s3.js";
+import { startEmbeddedS3Thread } from "./storage/embedded-s3-thread.js";
 import type { ObjectStore } from "./storage/object-store.js";
 import { S3UrlSigner, type UrlSigner } from "./storage/presign.js";
 import { S3ObjectStore } from "./storage/s3.js";
@@ -139,17 +139,20 @@ interface Storage {
 }
 
 /** The configured S3 endpoint, or the embedded S3 server started when there is none. */
-async function startStorage({ config, closers }: Parts): Promise<Storage> {
+async function startStorage({ config, log, closers }: Parts): Promise<Storage> {
   const { s3 } = config;
   let endpoint = s3.endpoint;
   if (endpoint === undefined) {
-    const embedded = await startEmbeddedS3({
-      ...listenParts(config.embeddedS3Address),
-      directory: join(config.dataDir, "s3"),
-      buckets: [...new Set([s3.output.bucket, s3.storageBucket])],
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
+    const embedded = await startEmbeddedS3Thread(
+      {
+        ...listenParts(config.embeddedS3Address),
+        directory: join(config.dataDir, "s3"),
+        buckets: [...new Set([s3.output.bucket, s3.storageBucket])],
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+      },
+      (err) => log.error({ err: err.message }, "the embedded S3 server stopped; exports and copies fail until chjob restarts"),
+    );
     closers.add(() => embedded.close());
     endpoint = embedded.endpoint;
   }

@@ -1,6 +1,7 @@
 // The embedded S3 server (@20minutes/s3rver): a real S3 API on loopback that
 // checks signatures, loaded only in embedded mode.
-import { mkdir } from "node:fs/promises";
+import { copyFile, mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import { createRequire } from "node:module";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,7 +24,14 @@ export interface EmbeddedS3 {
   close(): Promise<void>;
 }
 
+/** s3rver's filesystem store, as far as keepChecksumOnCopy uses it. */
+interface FilesystemStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  copyObject(srcBucket: string, srcKey: string, destBucket: string, destKey: string, replacementMetadata: unknown): Promise<unknown>;
+}
+
 interface S3rverInstance {
+  store: FilesystemStore;
   run(): Promise<AddressInfo>;
   /** With a callback last it calls http.Server#listen and returns that server (run() uses it without one). */
   listen(...args: unknown[]): Server | Promise<Server>;
@@ -59,6 +67,7 @@ export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<Embedded
     directory: opts.directory,
     configureBuckets: opts.buckets.map((name) => ({ name })),
   });
+  keepChecksumOnCopy(server.store);
   // s3rver's own listen() leaves the http server's 'error' event unhandled: a
   // busy port would crash the process with a stack trace instead of rejecting.
   const listen = server.listen.bind(server);
@@ -81,6 +90,25 @@ export async function startEmbeddedS3(opts: EmbeddedS3Options): Promise<Embedded
       server.httpServer?.closeAllConnections();
       await closed;
     },
+  };
+}
+
+/**
+ * A CopyObject that replaces the metadata (chjob's copy sets the result's Content-Type) makes
+ * s3rver drop the source's stored MD5 and compute it again by reading the whole copy: seconds for
+ * a 1 GB result. The copy's bytes are the source's, so its MD5 is too: it is copied beside them,
+ * as s3rver itself does when the metadata is kept.
+ */
+function keepChecksumOnCopy(store: FilesystemStore): void {
+  const copyObject = store.copyObject.bind(store);
+  store.copyObject = async (srcBucket, srcKey, destBucket, destKey, replacementMetadata) => {
+    const from = store.getResourcePath(srcBucket, srcKey, "object.md5");
+    const to = store.getResourcePath(destBucket, destKey, "object.md5");
+    if (replacementMetadata && from !== to) {
+      await mkdir(dirname(to), { recursive: true });
+      await copyFile(from, to).catch(() => undefined); // none stored: s3rver computes it, as before
+    }
+    return copyObject(srcBucket, srcKey, destBucket, destKey, replacementMetadata);
   };
 }
 
