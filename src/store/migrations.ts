@@ -227,23 +227,31 @@ export const MIGRATIONS: readonly Migration[] = [
       // A session with chjob.notify = 'off' (the embedded store: one process) sends none.
       `CREATE OR REPLACE FUNCTION ${s}.jobs_history() RETURNS trigger LANGUAGE plpgsql AS $fn$
       DECLARE
+        status_changed boolean := TG_OP = 'INSERT' OR NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt;
+        notify boolean := coalesce(current_setting('chjob.notify', true), '') <> 'off';
+        news boolean;
+        sender text;
         state jsonb;
         head text;
         payload text;
       BEGIN
-        IF TG_OP = 'INSERT' OR NEW.status <> OLD.status OR NEW.attempt <> OLD.attempt THEN
+        news := notify AND (TG_OP = 'INSERT' OR NEW.notified_at IS DISTINCT FROM OLD.notified_at);
+        IF status_changed OR news THEN
           state := to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target';
+        END IF;
+        IF status_changed THEN
           INSERT INTO ${s}.job_states (job_id, version, state) VALUES (NEW.id, NEW.version, state);
         END IF;
-        IF coalesce(current_setting('chjob.notify', true), '') = 'off' THEN RETURN NULL; END IF;
-        IF TG_OP = 'INSERT' OR NEW.notified_at IS DISTINCT FROM OLD.notified_at THEN
-          head := NEW.id::text || ':' || NEW.version || ':' || replace(current_setting('application_name'), ':', '_');
-          payload := head || ':' || coalesce(state, to_jsonb(NEW) - 'query_text' - 'request_hash' - 'notified_at' - 'query_hash' - 'target')::text;
+        IF NOT notify THEN RETURN NULL; END IF;
+        sender := replace(current_setting('application_name'), ':', '_');
+        IF news THEN
+          head := NEW.id::text || ':' || NEW.version || ':' || sender;
+          payload := head || ':' || state::text;
           PERFORM pg_notify(TG_TABLE_SCHEMA, CASE WHEN octet_length(payload) > 7900 THEN head ELSE payload END);
         END IF;
         IF TG_OP = 'INSERT' OR (OLD.owner IS NOT NULL AND NEW.owner IS NULL)
             OR (NEW.owner IS NOT NULL AND NEW.lease_until <= clock_timestamp() AND OLD.lease_until > clock_timestamp()) THEN
-          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q:' || replace(current_setting('application_name'), ':', '_'));
+          PERFORM pg_notify(TG_TABLE_SCHEMA, 'q:' || sender);
         END IF;
         RETURN NULL;
       END $fn$`,
