@@ -29,7 +29,7 @@ export interface ExportEnded {
   figures: Promise<ExportFigures>;
 }
 
-const NO_FIGURES: ExportFigures = { writtenRows: undefined, readBytes: undefined };
+export const NO_FIGURES: ExportFigures = { writtenRows: undefined, readBytes: undefined };
 
 /**
  * chDB's process-wide counters of what exports do: rows inserted, bytes read, and bytes written
@@ -211,15 +211,20 @@ export class ClientEngine implements ClickHouseEngine {
   private async countersBefore(epoch: number): Promise<Counters | undefined> {
     const last = this.counters;
     if (last && last.epoch === epoch - 1) return last;
-    return this.queryRows<CounterRow>(COUNTERS_SQL).then(countersOf, () => undefined);
+    return this.readCounters();
   }
 
   private async countersAfter(epoch: number, before: Counters): Promise<ExportFigures> {
     if (epoch !== this.exportsStarted) return NO_FIGURES;
-    const after = await this.queryRows<CounterRow>(COUNTERS_SQL).then(countersOf, () => undefined);
+    const after = await this.readCounters();
     if (!after || epoch !== this.exportsStarted) return NO_FIGURES;
     this.counters = { epoch, ...after };
     return { writtenRows: after.rows - before.rows, readBytes: after.bytes - before.bytes, objectBytes: after.s3Bytes - before.s3Bytes };
+  }
+
+  /** chDB's counters now; undefined when the read fails (the export then has no figures). */
+  private readCounters(): Promise<Counters | undefined> {
+    return this.queryRows<CounterRow>(COUNTERS_SQL).then(countersOf, () => undefined);
   }
 
   async sample(refs: ExportRef[]): Promise<Map<string, ProcessSample>> {

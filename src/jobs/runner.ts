@@ -7,7 +7,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { ClickHouseSettings } from "@clickhouse/client";
 import type { Subscription } from "rxjs";
 import type { S3Location } from "../config/types.js";
-import { clickHouseCode, describeClickHouseError, type ClickHouseEngine, type ExportRef } from "../clickhouse/engine.js";
+import { clickHouseCode, describeClickHouseError, NO_FIGURES, type ClickHouseEngine, type ExportFigures, type ExportRef } from "../clickhouse/engine.js";
 import { exportKey, exportSql, objectUrl } from "../clickhouse/export-sql.js";
 import { normalizeStatement } from "../clickhouse/sql-text.js";
 import { AlreadyExistsError, jobNotFound, ResourceExhaustedError, UnavailableError } from "../errors.js";
@@ -84,7 +84,8 @@ interface RunningJob {
   writes: Promise<unknown>;
   /** The version this runner's write in flight will give the job: its own echo from the store is not news. */
   writing: number | undefined;
-  figures: Promise<{ totalRows: number | undefined; bytesProcessed: number | undefined; objectBytes: number | undefined }> | undefined;
+  /** What the engine measured of the export (settles beside the copy). */
+  figures: Promise<ExportFigures> | undefined;
   /** Stopped for another replica (hand-over at shutdown, a lease taken over): no status write, no release, no result removal. */
   handingOver: boolean;
   /** The attempt this runner runs; a later one is another replica's (or another run's). */
@@ -433,7 +434,7 @@ export class JobRunner {
     try {
       const { figures } = await running;
       // Only measured figures: a progress sample is not final, and 0 would claim an empty result.
-      r.figures = figures.then((f) => ({ totalRows: f.writtenRows, bytesProcessed: f.readBytes, objectBytes: f.objectBytes }));
+      r.figures = figures;
     } catch (err) {
       if (clickHouseCode(err) === 159) {
         throw new JobTimeoutError(`${ranTooLong(timeoutMs, timeoutMs < settings.timeoutMs)}: ${describeClickHouseError(err)}`);
@@ -446,7 +447,7 @@ export class JobRunner {
 
   /** Copies the export to the result object and writes DONE; `reading`: the READING_RESULTS write, still in flight. */
   private async copy(r: RunningJob, reading?: Promise<boolean>): Promise<void> {
-    const measured = r.figures ?? Promise.resolve({ totalRows: undefined, bytesProcessed: undefined, objectBytes: undefined });
+    const measured = r.figures ?? Promise.resolve(NO_FIGURES);
     const cap = r.snapshot.limits.maxResultBytes;
     if (cap !== undefined) {
       const exported = (await measured).objectBytes ?? (await this.deps.objects.size(r.exportAt));
@@ -468,8 +469,8 @@ export class JobRunner {
       r.stop.abort();
       return;
     }
-    const { totalRows, bytesProcessed } = await measured;
-    const done = await this.write(r, { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, totalRows, bytesProcessed }, true);
+    const { writtenRows, readBytes } = await measured;
+    const done = await this.write(r, { status: JobStatus.DONE, resultUri: s3Uri(r.resultAt), resultSize: size, totalRows: writtenRows, bytesProcessed: readBytes }, true);
     // Ended elsewhere between the copy and DONE: the finally of run() removes the result.
     if (!done) r.stop.abort();
   }
@@ -588,7 +589,6 @@ export class JobRunner {
     r.handingOver = true;
     r.stop.abort();
   }
-
 
   private startSampler(): void {
     if (this.sampler) return;

@@ -80,8 +80,8 @@ export interface SqlJobStoreOptions {
 
 export class SqlJobStore implements JobStore {
   private readonly t: string;
-  /** The schema, where the store's functions are. */
-  private readonly fn: string;
+  /** The schema, quoted: the store's tables and functions are in it. */
+  private readonly schema: string;
   private readonly settings: string;
   private readonly history: string;
   private readonly replicas: string;
@@ -102,11 +102,11 @@ export class SqlJobStore implements JobStore {
     private readonly db: SqlClient,
     private readonly opts: SqlJobStoreOptions,
   ) {
-    this.fn = quoteIdent(opts.schema);
-    this.t = `${this.fn}.jobs`;
-    this.settings = `${quoteIdent(opts.schema)}.settings`;
-    this.history = `${quoteIdent(opts.schema)}.job_states`;
-    this.replicas = `${quoteIdent(opts.schema)}.replicas`;
+    this.schema = quoteIdent(opts.schema);
+    this.t = `${this.schema}.jobs`;
+    this.settings = `${this.schema}.settings`;
+    this.history = `${this.schema}.job_states`;
+    this.replicas = `${this.schema}.replicas`;
   }
 
   get description(): string {
@@ -222,7 +222,7 @@ export class SqlJobStore implements JobStore {
     // The whole rule is the create_job function (src/store/migrations.ts): one round trip.
     const rows = await this.reading(() =>
       this.db.query<JobRow & { request_hash: string | null }>(
-        `SELECT ${COLUMNS}, request_hash FROM ${this.fn}.create_job($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
+        `SELECT ${COLUMNS}, request_hash FROM ${this.schema}.create_job($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
            $8::smallint, $9::smallint, $10::text, $11::text::jsonb, $12::float8, $13::text, $14::text, $15::text, $16::int, $17::text, $18::float8)`,
         [
           job.id,
@@ -320,7 +320,7 @@ export class SqlJobStore implements JobStore {
     if (max <= 0) return [];
     // The claim_jobs function (src/store/migrations.ts): orphans first, then FIFO; one round trip.
     const rows = await this.reading(() =>
-      this.db.query<JobRow & { seq: string }>(`SELECT ${COLUMNS}, seq FROM ${this.fn}.claim_jobs($1::text, $2::int, $3::float8, $4::int)`, [
+      this.db.query<JobRow & { seq: string }>(`SELECT ${COLUMNS}, seq FROM ${this.schema}.claim_jobs($1::text, $2::int, $3::float8, $4::int)`, [
         replica,
         max,
         leaseMs,
